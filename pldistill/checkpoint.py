@@ -1,0 +1,56 @@
+"""Checkpoints: written atomically, read without unpickling arbitrary objects.
+
+A checkpoint is first written to a temporary file in the same folder, flushed
+and fsynced, then renamed over the target: a crash leaves either the old file
+or the new one, never half of one. Loading uses ``weights_only=True``, so a
+malicious file cannot run code.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+
+class CheckpointError(RuntimeError):
+    pass
+
+
+def save_atomic(obj: Any, path: str | Path) -> Path:
+    """``torch.save`` to ``path`` via temp file + fsync + rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)  # make the rename itself durable
+    finally:
+        os.close(dir_fd)
+    return path
+
+
+def load_checkpoint(path: str | Path) -> dict:
+    """Load tensors and plain data only; a clear error for missing or corrupt files."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path} does not exist")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # corrupt, truncated, or holding code objects
+        raise CheckpointError(
+            f"checkpoint {path} cannot be loaded safely ({type(exc).__name__}: {str(exc)[:200]}); "
+            "it is corrupt or holds objects other than tensors and plain data"
+        ) from None

@@ -1,0 +1,102 @@
+"""The dataset protocol: one sample, several named modalities, one label.
+
+Adapters (synthetic shapes, NYU, folders, packed HDF5) implement
+``PairedDataset``: raw NumPy arrays per modality, read lazily, so that a view
+over a subset of modalities never touches the others. ``ModalityView`` is the
+only thing the training loop sees: it picks the modalities a model is allowed
+to see, applies one joint augmentation, and encodes arrays as tensors.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Literal, Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+ModalityKind = Literal["image", "depth"]
+
+
+@dataclass(frozen=True)
+class Modality:
+    """What a modality is: its channel count and how it is augmented and encoded.
+
+    ``image`` modalities are uint8 H×W×C and get photometric augmentation;
+    ``depth`` modalities are float32 H×W in metres, get the same geometry as
+    the images (as an albumentations mask target) and no colour changes.
+    """
+
+    name: str
+    kind: ModalityKind
+    channels: int
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+
+
+class PairedDataset(Dataset):
+    """Base class of every adapter: ``load(i, names)`` returns raw arrays of those modalities."""
+
+    modalities: dict[str, Modality]
+    classes: list[str]
+
+    def __len__(self) -> int:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def load(self, index: int, names: Sequence[str]) -> dict[str, np.ndarray]:
+        """Raw arrays for the requested modalities only."""
+        raise NotImplementedError  # pragma: no cover - abstract
+
+    def label(self, index: int) -> int:
+        raise NotImplementedError  # pragma: no cover - abstract
+
+    def __getitem__(self, index: int) -> dict:
+        sample = dict(self.load(index, list(self.modalities)))
+        sample["label"] = self.label(index)
+        return sample
+
+
+def encode(array: np.ndarray, modality: Modality) -> torch.Tensor:
+    """Raw array → normalised float32 C×H×W tensor."""
+    if modality.kind == "image":
+        x = torch.from_numpy(np.ascontiguousarray(array)).permute(2, 0, 1).float().div_(255.0)
+    else:
+        x = torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32))[None]
+    mean = torch.tensor(modality.mean).view(-1, 1, 1)
+    std = torch.tensor(modality.std).view(-1, 1, 1)
+    return (x - mean) / std
+
+
+class ModalityView(Dataset):
+    """A dataset restricted to some modalities, with a joint transform.
+
+    The student's evaluation view names only the student's modality, so the
+    privileged arrays are never read (a test proves it).
+    """
+
+    def __init__(
+        self,
+        dataset: PairedDataset,
+        names: Sequence[str],
+        transform: Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]] | None = None,
+    ):
+        missing = [n for n in names if n not in dataset.modalities]
+        if missing:
+            raise KeyError(
+                f"modalities {missing} are not in this dataset (it has {sorted(dataset.modalities)})"
+            )
+        self.dataset = dataset
+        self.names = list(names)
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int) -> dict:
+        arrays = self.dataset.load(index, self.names)
+        if self.transform is not None:
+            arrays = self.transform(arrays)
+        sample = {n: encode(arrays[n], self.dataset.modalities[n]) for n in self.names}
+        sample["label"] = self.dataset.label(index)
+        return sample

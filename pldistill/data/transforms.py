@@ -1,0 +1,79 @@
+"""Joint augmentation with albumentations: one geometry, per-modality photometrics.
+
+Every modality of a sample goes through the *same* random geometric transform
+(one ``A.Compose`` call). Image modalities are image targets and also get
+photometric changes; depth modalities are mask targets, so they get the same
+geometry (nearest-neighbour, no mixing of depths across edges) and no colour
+jitter.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Mapping
+
+os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+
+import albumentations as A  # noqa: E402
+import cv2  # noqa: E402
+import numpy as np  # noqa: E402
+
+from .protocol import Modality  # noqa: E402
+
+
+def _geometric(hflip: bool, shift: float, scale: float, rotate: float) -> list:
+    ops: list = []
+    if hflip:
+        ops.append(A.HorizontalFlip(p=0.5))
+    if shift or scale or rotate:
+        ops.append(
+            A.Affine(
+                translate_percent=(-shift, shift),
+                scale=(1 - scale, 1 + scale),
+                rotate=(-rotate, rotate),
+                border_mode=cv2.BORDER_REFLECT_101,
+                p=1.0,
+            )
+        )
+    return ops
+
+
+class JointTransform:
+    """Callable on ``{modality: raw array}`` that augments all modalities together."""
+
+    def __init__(
+        self,
+        modalities: Mapping[str, Modality],
+        hflip: bool = True,
+        shift: float = 0.0,
+        scale: float = 0.0,
+        rotate: float = 0.0,
+        color_jitter: float = 0.0,
+        seed: int | None = None,
+    ):
+        self.modalities = dict(modalities)
+        images = [n for n, m in self.modalities.items() if m.kind == "image"]
+        # albumentations needs an ``image`` argument; when a view holds only depth,
+        # a 1×1-channel placeholder carries the geometry and is dropped afterwards.
+        self.primary = images[0] if images else None
+        targets = {n: ("image" if m.kind == "image" else "mask") for n, m in self.modalities.items()}
+        if self.primary is not None:
+            del targets[self.primary]
+        ops = _geometric(hflip, shift, scale, rotate)
+        if color_jitter and images:
+            j = color_jitter
+            ops.append(A.ColorJitter(brightness=j, contrast=j, saturation=j, hue=min(j, 0.5) / 4, p=0.8))
+        self.compose = A.Compose(ops, additional_targets=targets, seed=seed)
+
+    def __call__(self, arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        kwargs = {n: a for n, a in arrays.items() if n != self.primary}
+        if self.primary is not None:
+            kwargs["image"] = arrays[self.primary]
+        else:
+            h, w = next(iter(arrays.values())).shape[:2]
+            kwargs["image"] = np.zeros((h, w, 1), dtype=np.uint8)
+        out = self.compose(**kwargs)
+        result = {n: out[n] for n in arrays if n != self.primary}
+        if self.primary is not None:
+            result[self.primary] = out["image"]
+        return result

@@ -1,0 +1,37 @@
+"""Similarity-Preserving knowledge distillation (Tung & Mori, ICCV 2019).
+
+For a batch of b samples and a layer's activations A (b × anything):
+
+    G = A · Aᵀ,   G̃ = G / ‖G[i,:]‖₂ (row-wise),   L_SP = ‖G̃_t − G̃_s‖²_F / b²
+
+Only b × b matrices are compared, so teacher and student may differ in
+channels, spatial size, depth and input modality.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+
+def similarity_matrix(activations: Tensor) -> Tensor:
+    """Row-normalised b × b Gram matrix of a batch of activations, in float32.
+
+    Rows of zeros stay zero (``F.normalize`` clamps the norm) instead of NaN.
+    """
+    a = activations.reshape(activations.shape[0], -1).float()
+    return F.normalize(a @ a.t(), p=2, dim=1)
+
+
+def sp_loss(teacher: Tensor, student: Tensor) -> Tensor:
+    """‖G̃_t − G̃_s‖²_F / b² for one layer pair (unweighted)."""
+    if teacher.shape[0] != student.shape[0]:
+        raise ValueError(
+            f"SP needs the same batch on both sides: teacher has {teacher.shape[0]} samples, "
+            f"student {student.shape[0]}"
+        )
+    b = teacher.shape[0]
+    with torch.autocast(device_type=teacher.device.type, enabled=False):
+        diff = similarity_matrix(teacher) - similarity_matrix(student)
+        return diff.pow(2).sum() / (b * b)

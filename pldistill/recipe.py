@@ -1,0 +1,228 @@
+"""Recipes: YAML → typed, validated, frozen objects. The only module that parses YAML.
+
+A recipe is data: ``yaml.safe_load`` builds plain dicts, lists and scalars
+(no tags that import or call code), and pydantic checks every key and type
+against the classes below. Every problem is reported before any work starts as
+``RecipeError("<file>: <dotted.key>: <what is wrong>")``.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from .models import UnknownModelError, check_model_name
+
+
+class RecipeError(ValueError):
+    """A recipe that cannot run; the message names the file and the key."""
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+class Augment(Section):
+    """Joint augmentation: one geometry for all modalities, colour jitter on images only."""
+
+    hflip: bool = True
+    shift: float = Field(0.0, ge=0, le=0.5, description="max translation, fraction of size")
+    scale: float = Field(0.0, ge=0, lt=1)
+    rotate: float = Field(0.0, ge=0, le=180, description="degrees")
+    color_jitter: float = Field(0.0, ge=0, le=1)
+
+
+class SyntheticShapesData(Section):
+    """The embedded paired RGB-D set (see datasets/synthetic_shapes.md)."""
+
+    kind: Literal["synthetic_shapes"] = "synthetic_shapes"
+    num_train: int = Field(4000, gt=0)
+    num_test: int = Field(1000, gt=0)
+    image_size: int = Field(48, ge=16, le=512)
+    noise: float = Field(0.04, ge=0, description="std of RGB pixel noise (0-1 scale)")
+    camouflage: float = Field(0.5, ge=0, le=1, description="P(object wears the wall's colours)")
+    ambient: float = Field(0.4, ge=0, le=1, description="unshaded share of light in RGB")
+    seed: int = 0
+    cache_dir: str | None = None
+    augment: Augment = Augment()
+
+    @property
+    def modalities(self) -> list[str]:
+        from .data.synthetic_shapes import MODALITIES
+
+        return list(MODALITIES)
+
+
+class ModelSpec(Section):
+    """A timm model by name and the one modality it sees."""
+
+    model: str
+    modality: str
+    weights: str | None = Field(None, description="local state-dict file; never downloaded")
+
+    @field_validator("model")
+    @classmethod
+    def _known_to_timm(cls, name: str) -> str:
+        try:
+            check_model_name(name)
+        except UnknownModelError as err:
+            raise ValueError(str(err)) from None
+        return name
+
+
+class LayerPair(Section):
+    """Teacher and student stage indices (timm ``feature_info`` order; -1 = last)."""
+
+    teacher: int
+    student: int
+
+
+class LossSpec(Section):
+    name: Literal["sp"]
+    weight: float = Field(gt=0, description="γ, the loss's weight in the total")
+    pairs: list[LayerPair] = Field(min_length=1)
+
+
+class Distill(Section):
+    losses: list[LossSpec] = Field(min_length=1)
+
+
+class Schedule(Section):
+    epochs: int = Field(gt=0)
+    teacher_epochs: int | None = Field(None, gt=0, description="defaults to epochs")
+    batch_size: int = Field(gt=0)
+    lr: float = Field(gt=0)
+    weight_decay: float = Field(0.05, ge=0)
+    optimizer: Literal["adamw", "sgd"] = "adamw"
+    warmup_epochs: float = Field(1.0, ge=0, description="linear LR warm-up before cosine decay")
+    grad_clip: float | None = Field(None, gt=0, description="max gradient norm; off when null")
+    channels_last: bool = True
+    num_workers: int = Field(0, ge=0)
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+
+
+class Logging(Section):
+    wandb: Literal["offline", "online", "disabled"] = "offline"
+    project: str = "pldistill"
+    runs_dir: str = "runs"
+
+
+class Recipe(Section):
+    name: str
+    seed: int = 0
+    data: SyntheticShapesData
+    teacher: ModelSpec
+    student: ModelSpec
+    distill: Distill
+    schedule: Schedule
+    logging: Logging = Logging()
+
+    def teacher_hash(self) -> str:
+        """Hash of everything that shapes the teacher: equal hash → reusable teacher."""
+        s = self.schedule
+        keyed = {
+            "data": self.data.model_dump(exclude={"cache_dir"}),
+            "teacher": self.teacher.model_dump(),
+            "seed": self.seed,
+            "schedule": {
+                "epochs": s.teacher_epochs or s.epochs,
+                **s.model_dump(
+                    include={"batch_size", "lr", "weight_decay", "optimizer", "warmup_epochs", "grad_clip"}
+                ),
+            },
+        }
+        return hashlib.sha256(json.dumps(keyed, sort_keys=True).encode()).hexdigest()[:16]
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
+
+
+def _suggest(loc: tuple, raw: Any) -> str:
+    """'did you mean' for an unknown key: close matches among the allowed fields."""
+    model: type[BaseModel] | None = Recipe
+    for part in loc[:-1]:
+        if model is None or isinstance(part, int):
+            continue
+        field = model.model_fields.get(part)
+        ann = getattr(field, "annotation", None)
+        inner = getattr(ann, "__args__", None)
+        candidates = [ann, *(inner or ())]
+        model = next((c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)), None)
+    if model is None:
+        return ""
+    close = difflib.get_close_matches(str(loc[-1]), list(model.model_fields), n=1, cutoff=0.5)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _format_error(path: Path, err: dict) -> str:
+    loc = tuple(err["loc"])
+    key = ".".join(str(p) for p in loc) or "<top level>"
+    if err["type"] == "extra_forbidden":
+        return f"{path}: {key}: unknown key{_suggest(loc, err.get('input'))}"
+    if err["type"] == "missing":
+        return f"{path}: {key}: required key is missing"
+    msg = err["msg"].removeprefix("Value error, ")
+    return f"{path}: {key}: {msg} (got {err.get('input')!r})"
+
+
+def parse_recipe(raw: Any, source: str | Path = "<recipe>") -> Recipe:
+    """Validate an already-parsed mapping; cross-field checks after the types."""
+    path = Path(source)
+    if not isinstance(raw, dict):
+        raise RecipeError(f"{path}: the recipe must be a mapping of keys, got {type(raw).__name__}")
+    try:
+        recipe = Recipe.model_validate(raw)
+    except ValidationError as exc:
+        raise RecipeError("\n".join(_format_error(path, e) for e in exc.errors())) from None
+    available = recipe.data.modalities
+    for role in ("teacher", "student"):
+        modality = getattr(recipe, role).modality
+        if modality not in available:
+            close = difflib.get_close_matches(modality, available, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise RecipeError(
+                f"{path}: {role}.modality: the dataset {recipe.data.kind!r} has no modality "
+                f"{modality!r}{hint}; it has {available}"
+            )
+    _check_layer_pairs(recipe, path)
+    return recipe
+
+
+def _stage_count(model_name: str) -> int:
+    # Built on the meta device: no memory, no weights, just the stage layout.
+    import timm
+    import torch
+
+    with torch.device("meta"):
+        return len(timm.create_model(model_name, pretrained=False).feature_info)
+
+
+def _check_layer_pairs(recipe: Recipe, path: Path) -> None:
+    stages = {role: _stage_count(getattr(recipe, role).model) for role in ("teacher", "student")}
+    for i, loss in enumerate(recipe.distill.losses):
+        for j, pair in enumerate(loss.pairs):
+            for role, n in stages.items():
+                index = getattr(pair, role)
+                if not -n <= index < n:
+                    raise RecipeError(
+                        f"{path}: distill.losses.{i}.pairs.{j}.{role}: stage {index} is out of range; "
+                        f"{getattr(recipe, role).model} has {n} stages (use 0..{n - 1} or -1..-{n})"
+                    )
+
+
+def load_recipe(path: str | Path) -> Recipe:
+    """Read and validate a recipe file; never executes anything it contains."""
+    path = Path(path)
+    if not path.is_file():
+        raise RecipeError(f"{path}: no such recipe file")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise RecipeError(f"{path}: not valid YAML (only plain data is allowed): {exc}") from None
+    return parse_recipe(raw, path)

@@ -1,0 +1,41 @@
+"""Human-readable results: the table printed at the end of a run and saved as results.md."""
+
+from __future__ import annotations
+
+
+def _params(n: int) -> str:
+    return f"{n / 1e6:.2f}M"
+
+
+def _pct(x: float) -> str:
+    return f"{100 * x:.1f}%"
+
+
+def results_markdown(results: dict, recipe) -> str:
+    """Teacher, scratch student and distilled student: what each saw, size, accuracy."""
+    t, s = results["teacher"], results["students"]
+    losses = " + ".join(f"{l.name.upper()} (γ={l.weight:g}; stages " + ", ".join(
+        f"t{p.teacher}↔s{p.student}" for p in l.pairs) + ")" for l in recipe.distill.losses)
+    rows = [
+        ("teacher", t["model"], t["modality"], t["modality"], t["params"], t["test_acc"],
+         "reused from cache" if t.get("reused") else "CE"),
+        ("student (scratch)", s["scratch"]["model"], s["scratch"]["modality"], s["scratch"]["modality"],
+         s["scratch"]["params"], s["scratch"]["test_acc"], "CE"),
+        ("student (distilled)", s["distilled"]["model"], f"{s['distilled']['modality']} + {t['modality']} teacher",
+         s["distilled"]["modality"], s["distilled"]["params"], s["distilled"]["test_acc"], f"CE + {losses}"),
+    ]
+    lines = [
+        f"# {results['recipe']} (seed {results['seed']})",
+        "",
+        f"{results['dataset']['kind']}: {results['dataset']['num_train']} train / "
+        f"{results['dataset']['num_test']} test samples, {len(results['dataset']['classes'])} classes; "
+        f"device {results['device']}.",
+        "",
+        "| role | model | trained on | evaluated on | params | test acc | loss |",
+        "|---|---|---|---|---:|---:|---|",
+    ]
+    for role, model, train_on, eval_on, params, acc, loss in rows:
+        lines.append(f"| {role} | {model} | {train_on} | {eval_on} | {_params(params)} | {_pct(acc)} | {loss} |")
+    gain = 100 * results["distill_gain"]
+    lines += ["", f"Distillation gain over the scratch student: {gain:+.1f} points.", ""]
+    return "\n".join(lines)

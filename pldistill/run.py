@@ -1,0 +1,257 @@
+"""A run, end to end: teacher → scratch student → distilled student → results.
+
+Reads top to bottom: build data, obtain the teacher (train it, or reuse the
+cached one with the same teacher hash), train the restricted-modality student
+twice from the same initialisation (CE only, then CE + distillation), evaluate
+both on the restricted modality alone, and write the run folder:
+
+    runs/<recipe>/<timestamp>/
+        recipe.yaml        the recipe as resolved (every default filled in)
+        checkpoints/       teacher.pt, student_scratch.pt, student_distilled.pt
+        metrics.jsonl      every logged row (also sent to W&B)
+        results.json       machine-readable results (schema in the README)
+        results.md         the results table
+        wandb/             the offline W&B run
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import torch
+import yaml
+from torch.utils.data import DataLoader
+
+from . import __version__
+from .checkpoint import CheckpointError, load_checkpoint, save_atomic
+from .data import JointTransform, ModalityView, PairedDataset, build_datasets
+from .data.synthetic_shapes import default_cache_dir
+from .losses import LOSSES
+from .models import TappedModel, build_model, count_parameters
+from .recipe import Recipe
+from .report import results_markdown
+from .tracking import Tracker
+from .train import DistillTerm, FitResult, fit, pick_device, seed_everything
+
+RESULTS_SCHEMA_VERSION = 1
+
+
+@dataclass
+class RunOutput:
+    run_dir: Path
+    results: dict
+
+
+def _new_run_dir(root: Path, name: str) -> Path:
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    for suffix in ["", *(f"-{i}" for i in range(1, 100))]:
+        path = root / name / f"{stamp}{suffix}"
+        try:
+            path.mkdir(parents=True)
+            return path
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"could not create a fresh run folder under {root / name}")
+
+
+def _loader(view: ModalityView, batch_size: int, train: bool, seed: int, workers: int) -> DataLoader:
+    return DataLoader(
+        view,
+        batch_size=batch_size,
+        shuffle=train,
+        drop_last=train,  # a batch of one breaks BatchNorm and relational losses
+        num_workers=workers,
+        generator=torch.Generator().manual_seed(seed),
+        persistent_workers=workers > 0,
+    )
+
+
+class Run:
+    """Holds what the three stages share: data, device, tracker, run folder."""
+
+    def __init__(self, recipe: Recipe, run_dir: Path, tracker: Tracker, progress: bool = True):
+        self.recipe = recipe
+        self.run_dir = run_dir
+        self.tracker = tracker
+        self.progress = progress
+        self.device = pick_device(recipe.schedule.device)
+        self.train_set, self.test_set = build_datasets(recipe.data)
+        self.num_classes = len(self.train_set.classes)
+
+    # -- data views ------------------------------------------------------------
+    def train_loader(self, modalities: list[str], seed: int) -> DataLoader:
+        ds, aug = self.train_set, self.recipe.data.augment
+        transform = JointTransform(
+            {m: ds.modalities[m] for m in modalities}, seed=seed, **aug.model_dump()
+        )
+        view = ModalityView(ds, modalities, transform)
+        s = self.recipe.schedule
+        return _loader(view, s.batch_size, True, seed, s.num_workers)
+
+    def test_loader(self, modality: str) -> DataLoader:
+        """Evaluation sees one modality only: privileged arrays are never read."""
+        s = self.recipe.schedule
+        return _loader(ModalityView(self.test_set, [modality]), 256, False, 0, s.num_workers)
+
+    def _fit(self, model: TappedModel, modality: str, prefix: str, epochs: int, seed: int, **kw) -> FitResult:
+        s = self.recipe.schedule
+        modalities = [modality] + ([kw["teacher_modality"]] if kw.get("terms") else [])
+        return fit(
+            model,
+            modality,
+            self.train_loader(modalities, seed),
+            self.test_loader(modality),
+            epochs=epochs,
+            lr=s.lr,
+            weight_decay=s.weight_decay,
+            optimizer=s.optimizer,
+            warmup_epochs=s.warmup_epochs,
+            grad_clip=s.grad_clip,
+            device=self.device,
+            channels_last=s.channels_last,
+            log=lambda row, _step: self.tracker.log(row),
+            prefix=prefix,
+            progress=self.progress,
+            **kw,
+        )
+
+    def _build(self, spec, stages=()) -> TappedModel:
+        channels = self.train_set.modalities[spec.modality].channels
+        return TappedModel(build_model(spec.model, channels, self.num_classes, spec.weights), stages)
+
+    # -- stages ----------------------------------------------------------------
+    def teacher(self, stages: list[int]) -> tuple[TappedModel, dict]:
+        r, spec = self.recipe, self.recipe.teacher
+        key = r.teacher_hash()
+        cached = default_cache_dir() / "teachers" / f"{spec.model}-{spec.modality}-{key}.pt"
+        seed_everything(r.seed)
+        model = self._build(spec, stages)
+        info = {"model": spec.model, "modality": spec.modality, "teacher_hash": key}
+        if cached.exists():
+            try:
+                state = load_checkpoint(cached)
+                model.model.load_state_dict(state["state_dict"])
+                print(f"reusing cached teacher {cached} (same teacher hash {key})")
+                info.update(test_acc=state["test_acc"], seconds=0.0, reused=True, history=state["history"])
+            except (CheckpointError, KeyError, RuntimeError) as exc:
+                print(f"cached teacher {cached} unusable ({exc}); training a new one")
+                cached.unlink(missing_ok=True)
+        if "reused" not in info:
+            epochs = r.schedule.teacher_epochs or r.schedule.epochs
+            print(f"[1/3] teacher {spec.model} on {spec.modality!r} for {epochs} epochs")
+            result = self._fit(model, spec.modality, "teacher", epochs, r.seed)
+            state = {
+                "state_dict": model.model.state_dict(),
+                "test_acc": result.test_acc,
+                "history": result.history,
+                "teacher_hash": key,
+            }
+            save_atomic(state, cached)
+            info.update(test_acc=result.test_acc, seconds=result.seconds, reused=False, history=result.history)
+        save_atomic({"state_dict": model.model.state_dict(), **info}, self.run_dir / "checkpoints" / "teacher.pt")
+        info["params"] = count_parameters(model.model)
+        return model, info
+
+    def student(self, kind: str, teacher: TappedModel | None = None) -> dict:
+        r, spec = self.recipe, self.recipe.student
+        terms: list[DistillTerm] = []
+        student_stages: list[int] = []
+        if kind == "distilled":
+            tap = 0
+            for loss in r.distill.losses:
+                for pair in loss.pairs:
+                    key = f"{loss.name}/t{pair.teacher}-s{pair.student}"
+                    terms.append(DistillTerm(key, LOSSES[loss.name], loss.weight, tap, tap))
+                    student_stages.append(pair.student)
+                    tap += 1
+        seed_everything(r.seed + 1)  # both students start from the same weights
+        model = self._build(spec, student_stages)
+        step = "[2/3] scratch student (CE only)" if kind == "scratch" else "[3/3] distilled student (CE + " + " + ".join(
+            f"{l.name}×{l.weight:g}" for l in r.distill.losses) + ")"
+        print(f"{step}: {spec.model} on {spec.modality!r}")
+        result = self._fit(
+            model,
+            spec.modality,
+            f"student_{kind}",
+            r.schedule.epochs,
+            r.seed + 1,
+            teacher=teacher,
+            teacher_modality=r.teacher.modality,
+            terms=terms,
+        )
+        save_atomic(
+            {"state_dict": model.model.state_dict(), "model": spec.model, "modality": spec.modality},
+            self.run_dir / "checkpoints" / f"student_{kind}.pt",
+        )
+        return {
+            "model": spec.model,
+            "modality": spec.modality,
+            "losses": ["ce"] + [t.key for t in terms],
+            "params": count_parameters(model.model),
+            "test_acc": result.test_acc,
+            "seconds": result.seconds,
+            "history": result.history,
+        }
+
+
+def run_recipe(recipe: Recipe, recipe_path: str | Path, runs_dir: str | Path | None = None, progress: bool = True) -> RunOutput:
+    """Run a validated recipe end to end and return its run folder and results."""
+    started = time.perf_counter()
+    run_dir = _new_run_dir(Path(runs_dir or recipe.logging.runs_dir), recipe.name)
+    resolved = recipe.to_dict()
+    (run_dir / "recipe.yaml").write_text(yaml.safe_dump(resolved, sort_keys=False))
+    tracker = Tracker(
+        run_dir,
+        resolved,
+        project=recipe.logging.project,
+        group=recipe.name,
+        name=f"{recipe.name}-seed{recipe.seed}-{run_dir.name}",
+        mode=recipe.logging.wandb,
+    )
+    try:
+        run = Run(recipe, run_dir, tracker, progress)
+        teacher_stages = [p.teacher for loss in recipe.distill.losses for p in loss.pairs]
+        teacher, teacher_info = run.teacher(teacher_stages)
+        scratch = run.student("scratch")
+        distilled = run.student("distilled", teacher)
+        results = {
+            "schema_version": RESULTS_SCHEMA_VERSION,
+            "pldistill_version": __version__,
+            "recipe": recipe.name,
+            "recipe_file": str(recipe_path),
+            "seed": recipe.seed,
+            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "run_dir": str(run_dir),
+            "device": str(run.device),
+            "host": {"torch": torch.__version__, "python": platform.python_version(), "threads": torch.get_num_threads()},
+            "dataset": {
+                "kind": recipe.data.kind,
+                "classes": run.train_set.classes,
+                "num_train": len(run.train_set),
+                "num_test": len(run.test_set),
+            },
+            "teacher": teacher_info,
+            "students": {"scratch": scratch, "distilled": distilled},
+            "distill_gain": distilled["test_acc"] - scratch["test_acc"],
+            "seconds_total": time.perf_counter() - started,
+        }
+        tracker.summary(
+            {
+                "teacher/test_acc": teacher_info["test_acc"],
+                "student_scratch/test_acc": scratch["test_acc"],
+                "student_distilled/test_acc": distilled["test_acc"],
+                "distill_gain": results["distill_gain"],
+            }
+        )
+    finally:
+        tracker.finish()
+    results["wandb"] = {"mode": tracker.mode, "dir": str(tracker.wandb_dir or ""), "sync": tracker.sync_hint}
+    (run_dir / "results.json").write_text(json.dumps(results, indent=2))
+    (run_dir / "results.md").write_text(results_markdown(results, recipe))
+    return RunOutput(run_dir, results)

@@ -1,0 +1,203 @@
+"""The training loop: one function trains any classifier, with or without a teacher.
+
+``fit`` is used three times by a run: the teacher (CE on the privileged
+modality), the scratch student (CE on the restricted modality) and the
+distilled student (CE + weighted distillation terms against the frozen
+teacher, both fed the *same* augmented sample). ``distill_step`` is the one
+step contract: total loss, logits and the already-weighted named terms, with
+``total == sum(terms)``.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+
+from .models import TappedModel
+
+Log = Callable[[dict, int], None]
+
+
+@dataclass(frozen=True)
+class DistillTerm:
+    """One weighted loss on one layer pair; indices point into the tapped feature lists."""
+
+    key: str
+    fn: Callable[[Tensor, Tensor], Tensor]
+    weight: float
+    teacher_tap: int
+    student_tap: int
+
+
+@dataclass
+class StepOutput:
+    total: Tensor
+    logits: Tensor
+    terms: dict[str, Tensor]
+
+
+@dataclass
+class FitResult:
+    test_acc: float
+    seconds: float
+    history: list[dict] = field(default_factory=list)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def pick_device(preference: str = "auto") -> torch.device:
+    if preference == "cuda" or (preference == "auto" and torch.cuda.is_available()):
+        return torch.device("cuda")
+    return torch.device("cpu")
+
+
+def _to(x: Tensor, device: torch.device, channels_last: bool) -> Tensor:
+    x = x.to(device, non_blocking=True)
+    return x.contiguous(memory_format=torch.channels_last) if channels_last and x.dim() == 4 else x
+
+
+def distill_step(
+    student: TappedModel,
+    inputs: Tensor,
+    labels: Tensor,
+    teacher: TappedModel | None = None,
+    teacher_inputs: Tensor | None = None,
+    terms: Sequence[DistillTerm] = (),
+) -> StepOutput:
+    """Forward the student (and the frozen teacher) and return the weighted loss terms."""
+    logits, s_feats = student(inputs)
+    named = {"ce": F.cross_entropy(logits.float(), labels)}
+    if terms:
+        with torch.no_grad():
+            _, t_feats = teacher(teacher_inputs)
+        for term in terms:
+            value = term.fn(t_feats[term.teacher_tap], s_feats[term.student_tap])
+            named[term.key] = term.weight * value
+    total = torch.stack(list(named.values())).sum()
+    return StepOutput(total, logits, named)
+
+
+@torch.no_grad()
+def evaluate(
+    model: TappedModel, loader: DataLoader, modality: str, device: torch.device, channels_last: bool
+) -> float:
+    """Top-1 accuracy; reads only ``batch[modality]``: nothing else is needed to predict."""
+    was_training = model.training
+    model.eval()
+    correct = total = 0
+    for batch in loader:
+        logits, _ = model(_to(batch[modality], device, channels_last))
+        correct += (logits.argmax(1).cpu() == batch["label"]).sum().item()
+        total += len(batch["label"])
+    model.train(was_training)
+    return correct / max(total, 1)
+
+
+def _optimizer(model: nn.Module, name: str, lr: float, weight_decay: float) -> torch.optim.Optimizer:
+    if name == "sgd":
+        return torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, weight_decay=weight_decay, nesterov=True)
+    return torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
+
+
+def fit(
+    model: TappedModel,
+    modality: str,
+    train_loader: DataLoader,
+    test_loader: DataLoader,
+    *,
+    epochs: int,
+    lr: float,
+    weight_decay: float,
+    optimizer: str = "adamw",
+    warmup_epochs: float = 1.0,
+    grad_clip: float | None = None,
+    device: torch.device,
+    channels_last: bool = True,
+    teacher: TappedModel | None = None,
+    teacher_modality: str | None = None,
+    terms: Sequence[DistillTerm] = (),
+    log: Log | None = None,
+    prefix: str = "model",
+    progress: bool = True,
+) -> FitResult:
+    """Train ``model`` for ``epochs``: AdamW/SGD, linear warm-up, then per-step cosine decay.
+
+    The warm-up matters for from-scratch MobileNets, whose logits blow up in
+    the first steps at full learning rate and then learn slowly for epochs.
+    """
+    memory = torch.channels_last if channels_last else torch.contiguous_format
+    model.to(device, memory_format=memory).train()
+    if teacher is not None:
+        teacher.to(device, memory_format=memory).eval()  # frozen: BN statistics never move
+        teacher.requires_grad_(False)
+    opt = _optimizer(model, optimizer, lr, weight_decay)
+    steps = epochs * len(train_loader)
+    warmup = min(int(warmup_epochs * len(train_loader)), steps - 1)
+
+    def lr_factor(s: int) -> float:
+        if s < warmup:
+            return (s + 1) / (warmup + 1)
+        return 0.5 * (1 + math.cos(math.pi * (s - warmup) / max(steps - warmup, 1)))
+
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_factor)
+    history: list[dict] = []
+    start = time.perf_counter()
+    step = 0
+    for epoch in range(epochs):
+        sums: dict[str, float] = {}
+        correct = seen = 0
+        bar = tqdm(train_loader, desc=f"{prefix} {epoch + 1}/{epochs}", leave=False, disable=not progress)
+        for batch in bar:
+            labels = batch["label"].to(device)
+            out = distill_step(
+                model,
+                _to(batch[modality], device, channels_last),
+                labels,
+                teacher,
+                _to(batch[teacher_modality], device, channels_last) if terms else None,
+                terms,
+            )
+            if not torch.isfinite(out.total):
+                bad = [k for k, v in out.terms.items() if not torch.isfinite(v)]
+                raise FloatingPointError(f"{prefix}: loss term(s) {bad} became non-finite at step {step}")
+            opt.zero_grad(set_to_none=True)
+            out.total.backward()
+            if grad_clip:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+            opt.step()
+            sched.step()
+            step += 1
+            n = len(labels)
+            seen += n
+            correct += (out.logits.argmax(1) == labels).sum().item()
+            for k, v in {"loss": out.total, **{f"terms/{k}": v for k, v in out.terms.items()}}.items():
+                sums[k] = sums.get(k, 0.0) + v.item() * n
+            bar.set_postfix(loss=f"{sums['loss'] / seen:.3f}")
+        record = {f"train/{k}": v / seen for k, v in sums.items()}
+        record["train/acc"] = correct / seen
+        record["val/acc"] = evaluate(model, test_loader, modality, device, channels_last)
+        record["lr"] = sched.get_last_lr()[0]
+        record["epoch"] = epoch + 1
+        history.append(record)
+        if log is not None:
+            log({f"{prefix}/{k}": v for k, v in record.items()}, step)
+        if progress:
+            tqdm.write(
+                f"  {prefix} epoch {epoch + 1}/{epochs}: loss {record['train/loss']:.3f} "
+                f"train acc {record['train/acc']:.3f} test acc {record['val/acc']:.3f}"
+            )
+    return FitResult(history[-1]["val/acc"], time.perf_counter() - start, history)

@@ -1,0 +1,114 @@
+from pathlib import Path
+
+import pytest
+import yaml
+
+from pldistill.recipe import RecipeError, load_recipe, parse_recipe
+
+RECIPES = sorted(Path(__file__).parents[1].glob("recipes/**/*.yaml"))
+
+
+def minimal() -> dict:
+    return {
+        "name": "t",
+        "data": {"kind": "synthetic_shapes", "num_train": 64, "num_test": 32},
+        "teacher": {"model": "resnet10t", "modality": "depth"},
+        "student": {"model": "mobilenetv3_small_100", "modality": "rgb"},
+        "distill": {"losses": [{"name": "sp", "weight": 100.0, "pairs": [{"teacher": -1, "student": -1}]}]},
+        "schedule": {"epochs": 1, "batch_size": 8, "lr": 0.001},
+    }
+
+
+def write(tmp_path: Path, raw) -> Path:
+    path = tmp_path / "bad.yaml"
+    path.write_text(raw if isinstance(raw, str) else yaml.safe_dump(raw))
+    return path
+
+
+def test_every_shipped_recipe_validates():
+    assert len(RECIPES) > 0
+    for path in RECIPES:
+        recipe = load_recipe(path)
+        assert recipe.name == path.stem
+
+
+def test_unknown_key_names_file_key_and_suggestion(tmp_path):
+    raw = minimal()
+    raw["schedule"]["epochz"] = 3
+    path = write(tmp_path, raw)
+    with pytest.raises(RecipeError) as err:
+        load_recipe(path)
+    message = str(err.value)
+    assert str(path) in message
+    assert "schedule.epochz: unknown key (did you mean 'epochs'?)" in message
+
+
+def test_wrong_type_names_the_key(tmp_path):
+    raw = minimal()
+    raw["schedule"]["batch_size"] = "sixty-four"
+    with pytest.raises(RecipeError, match=r"schedule\.batch_size: .*integer.*sixty-four"):
+        load_recipe(write(tmp_path, raw))
+
+
+def test_non_positive_values_are_refused(tmp_path):
+    raw = minimal()
+    raw["schedule"]["lr"] = 0.0
+    with pytest.raises(RecipeError, match=r"schedule\.lr: .*greater than 0"):
+        load_recipe(write(tmp_path, raw))
+
+
+def test_unknown_timm_model_is_refused_with_close_matches(tmp_path):
+    raw = minimal()
+    raw["student"]["model"] = "mobilenetv3_smal_100"
+    with pytest.raises(RecipeError, match=r"student\.model: timm has no model named 'mobilenetv3_smal_100' \(did you mean 'mobilenetv3_small_100'"):
+        load_recipe(write(tmp_path, raw))
+
+
+def test_modality_the_dataset_lacks_is_refused(tmp_path):
+    raw = minimal()
+    raw["teacher"]["modality"] = "dpeth"
+    with pytest.raises(RecipeError, match=r"teacher\.modality: the dataset 'synthetic_shapes' has no modality 'dpeth' \(did you mean 'depth'\?\)"):
+        load_recipe(write(tmp_path, raw))
+
+
+def test_layer_index_out_of_range_is_refused(tmp_path):
+    raw = minimal()
+    raw["distill"]["losses"][0]["pairs"][0]["student"] = 9
+    with pytest.raises(RecipeError, match=r"distill\.losses\.0\.pairs\.0\.student: stage 9 is out of range; mobilenetv3_small_100 has 5 stages"):
+        load_recipe(write(tmp_path, raw))
+
+
+def test_missing_required_key(tmp_path):
+    raw = minimal()
+    del raw["teacher"]
+    with pytest.raises(RecipeError, match=r"teacher: required key is missing"):
+        load_recipe(write(tmp_path, raw))
+
+
+def test_malformed_yaml_is_a_clear_error(tmp_path):
+    with pytest.raises(RecipeError, match="not valid YAML"):
+        load_recipe(write(tmp_path, "name: [unclosed\n"))
+
+
+def test_yaml_that_would_execute_code_is_refused(tmp_path):
+    marker = tmp_path / "pwned"
+    text = f"name: !!python/object/apply:os.system ['touch {marker}']\n"
+    with pytest.raises(RecipeError, match="not valid YAML"):
+        load_recipe(write(tmp_path, text))
+    assert not marker.exists()
+
+
+def test_teacher_hash_ignores_student_but_not_teacher_settings():
+    base = parse_recipe(minimal())
+    other_student = minimal()
+    other_student["student"]["model"] = "regnetx_002"
+    assert parse_recipe(other_student).teacher_hash() == base.teacher_hash()
+    other_teacher = minimal()
+    other_teacher["teacher"]["model"] = "resnet18"
+    assert parse_recipe(other_teacher).teacher_hash() != base.teacher_hash()
+
+
+def test_recipe_is_frozen():
+    recipe = parse_recipe(minimal())
+    with pytest.raises(Exception):
+        recipe.seed = 3
