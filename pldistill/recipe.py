@@ -48,6 +48,7 @@ class SyntheticShapesData(Section):
     noise: float = Field(0.04, ge=0, description="std of RGB pixel noise (0-1 scale)")
     camouflage: float = Field(0.5, ge=0, le=1, description="P(object wears the wall's colours)")
     ambient: float = Field(0.4, ge=0, le=1, description="unshaded share of light in RGB")
+    contrast: float = Field(0.3, ge=0, le=1, description="stripe contrast of the textures")
     seed: int = 0
     cache_dir: str | None = None
     augment: Augment = Augment()

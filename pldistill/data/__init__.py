@@ -18,6 +18,7 @@ def build_datasets(cfg) -> tuple[PairedDataset, PairedDataset]:
             noise=cfg.noise,
             camouflage=cfg.camouflage,
             ambient=cfg.ambient,
+            contrast=cfg.contrast,
             cache_dir=Path(cfg.cache_dir) if cfg.cache_dir else None,
         )
         return (

@@ -63,7 +63,7 @@ def _unit(v: np.ndarray) -> np.ndarray:
 
 
 def draw_scenes(
-    rng: np.random.Generator, labels: np.ndarray, camouflage: float = 0.5, contrast: float = 1.0
+    rng: np.random.Generator, labels: np.ndarray, camouflage: float = 0.5, contrast: float = 0.3
 ) -> SceneParams:
     """Draw every random quantity of n scenes whose classes are ``labels``.
 

@@ -39,7 +39,14 @@ def _split_seed(seed: int, split: str) -> int:
 
 
 def render_split(
-    num_samples: int, image_size: int, seed: int, split: str, noise: float, camouflage: float, ambient: float
+    num_samples: int,
+    image_size: int,
+    seed: int,
+    split: str,
+    noise: float,
+    camouflage: float,
+    ambient: float,
+    contrast: float = 0.3,
 ) -> dict:
     """Render a class-balanced split in memory: rgb, depth, labels."""
     rng = np.random.default_rng(_split_seed(seed, split))
@@ -49,7 +56,7 @@ def render_split(
     depth = np.empty((num_samples, image_size, image_size), np.float32)
     for start in range(0, num_samples, _CHUNK):
         stop = min(start + _CHUNK, num_samples)
-        params = draw_scenes(rng, labels[start:stop], camouflage)
+        params = draw_scenes(rng, labels[start:stop], camouflage, contrast)
         rgb[start:stop], depth[start:stop] = render(params, image_size, noise=noise, ambient=ambient, rng=rng)
     return {"rgb": rgb, "depth": depth, "label": labels.astype(np.int64)}
 
@@ -62,6 +69,7 @@ def cached_split(
     noise: float = 0.04,
     camouflage: float = 0.5,
     ambient: float = 0.4,
+    contrast: float = 0.3,
     cache_dir: Path | None = None,
 ) -> Path:
     """Path of the HDF5 file for this split, rendering and writing it if missing."""
@@ -74,13 +82,14 @@ def cached_split(
         noise=noise,
         camouflage=camouflage,
         ambient=ambient,
+        contrast=contrast,
     )
     key = hashlib.sha256(json.dumps(knobs, sort_keys=True).encode()).hexdigest()[:16]
     path = Path(cache_dir or default_cache_dir()) / "synthetic_shapes" / f"{split}-{key}.h5"
     if path.exists():
         return path
     path.parent.mkdir(parents=True, exist_ok=True)
-    data = render_split(num_samples, image_size, seed, split, noise, camouflage, ambient)
+    data = render_split(num_samples, image_size, seed, split, noise, camouflage, ambient, contrast)
     tmp = path.with_suffix(f".tmp{os.getpid()}")
     # Uncompressed: random reads from compressed chunks are ~30x slower here.
     with h5py.File(tmp, "w") as f:
@@ -107,10 +116,11 @@ class SyntheticShapes(PairedDataset):
         noise: float = 0.04,
         camouflage: float = 0.5,
         ambient: float = 0.4,
+        contrast: float = 0.3,
         cache_dir: Path | None = None,
     ):
         self.path = cached_split(
-            num_samples, image_size, seed, split, noise, camouflage, ambient, cache_dir
+            num_samples, image_size, seed, split, noise, camouflage, ambient, contrast, cache_dir
         )
         # The default splits are tens of MB: hold them in memory, read once.
         with h5py.File(self.path, "r") as f:

@@ -1,0 +1,108 @@
+"""A tiny real run through the command line: it trains, learns, writes and logs."""
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from torch.utils.data import DataLoader
+
+from pldistill.cli import main
+from pldistill.data import ModalityView, SyntheticShapes
+from pldistill.models import TappedModel, build_model
+from pldistill.train import evaluate
+from pldistill.wandb_offline import read_offline_run
+
+TINY = {
+    "name": "tiny",
+    "seed": 0,
+    "data": {"kind": "synthetic_shapes", "num_train": 1200, "num_test": 400, "image_size": 32},
+    "teacher": {"model": "resnet10t", "modality": "depth"},
+    "student": {"model": "mobilenetv3_small_100", "modality": "rgb"},
+    "distill": {"losses": [{"name": "sp", "weight": 1000.0, "pairs": [{"teacher": -1, "student": -1}]}]},
+    "schedule": {"epochs": 4, "batch_size": 32, "lr": 0.002},
+}
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("e2e")
+    recipe = root / "tiny.yaml"
+    recipe.write_text(yaml.safe_dump(TINY))
+    code = main(["run", str(recipe), "--runs-dir", str(root / "runs"), "--quiet"])
+    assert code == 0
+    (run_dir,) = (root / "runs" / "tiny").iterdir()
+    return recipe, run_dir, json.loads((run_dir / "results.json").read_text())
+
+
+def test_run_folder_holds_resolved_recipe_checkpoints_and_results(tiny_run):
+    _, run_dir, results = tiny_run
+    for name in ("recipe.yaml", "results.json", "results.md", "metrics.jsonl"):
+        assert (run_dir / name).is_file(), name
+    for name in ("teacher", "student_scratch", "student_distilled"):
+        assert (run_dir / "checkpoints" / f"{name}.pt").is_file()
+    resolved = yaml.safe_load((run_dir / "recipe.yaml").read_text())
+    assert resolved["schedule"]["weight_decay"] == 0.05  # defaults are written out
+    assert results["schema_version"] == 1
+    assert set(results["students"]) == {"scratch", "distilled"}
+    assert results["students"]["distilled"]["losses"] == ["ce", "sp/t-1-s-1"]
+    assert results["distill_gain"] == pytest.approx(
+        results["students"]["distilled"]["test_acc"] - results["students"]["scratch"]["test_acc"]
+    )
+    table = (run_dir / "results.md").read_text()
+    assert "| teacher | resnet10t | depth | depth |" in table
+
+
+def test_teacher_learns_well_above_chance(tiny_run):
+    _, _, results = tiny_run
+    assert results["teacher"]["test_acc"] > 0.6  # 4 classes: chance is 0.25
+    history = results["teacher"]["history"]
+    assert history[-1]["train/loss"] < history[0]["train/loss"]
+
+
+def test_saved_student_reproduces_its_accuracy_from_rgb_alone(tiny_run):
+    _, run_dir, results = tiny_run
+    state = torch.load(run_dir / "checkpoints" / "student_distilled.pt", weights_only=True)
+    model = TappedModel(build_model("mobilenetv3_small_100", 3, 4))
+    model.model.load_state_dict(state["state_dict"])
+    test = SyntheticShapes("test", 400, image_size=32, seed=0)
+    loader = DataLoader(ModalityView(test, ["rgb"]), batch_size=100)
+    acc = evaluate(model, loader, "rgb", torch.device("cpu"), channels_last=True)
+    assert acc == pytest.approx(results["students"]["distilled"]["test_acc"])
+
+
+def test_wandb_offline_run_reads_back_what_was_logged(tiny_run):
+    _, run_dir, results = tiny_run
+    (offline,) = (run_dir / "wandb").glob("offline-run-*")
+    run = read_offline_run(offline)
+    assert run.group == "tiny"
+    assert run.config["name"] == "tiny" and run.config["schedule"]["batch_size"] == 32
+    teacher_acc = [row["teacher/val/acc"] for row in run.history if "teacher/val/acc" in row]
+    assert len(teacher_acc) == 4 and teacher_acc[-1] == pytest.approx(results["teacher"]["test_acc"])
+    sp_terms = [row["student_distilled/train/terms/sp/t-1-s-1"] for row in run.history
+                if "student_distilled/train/terms/sp/t-1-s-1" in row]
+    assert len(sp_terms) == 4 and all(v > 0 for v in sp_terms)
+    assert run.summary["student_scratch/test_acc"] == pytest.approx(results["students"]["scratch"]["test_acc"])
+    assert results["wandb"]["sync"].startswith("wandb sync ")
+
+
+def test_second_run_reuses_the_cached_teacher(tiny_run, tmp_path):
+    recipe, _, first = tiny_run
+    code = main(["run", str(recipe), "--runs-dir", str(tmp_path), "--quiet"])
+    assert code == 0
+    (run_dir,) = (tmp_path / "tiny").iterdir()
+    second = json.loads((run_dir / "results.json").read_text())
+    assert second["teacher"]["reused"] is True and first["teacher"]["reused"] is False
+    assert second["teacher"]["test_acc"] == first["teacher"]["test_acc"]
+    # Same recipe and seed on the same machine: the students come out the same.
+    assert second["students"]["scratch"]["test_acc"] == first["students"]["scratch"]["test_acc"]
+
+
+def test_cli_reports_a_bad_recipe_in_one_line(tmp_path, capsys):
+    bad = dict(TINY, schedule={"epochs": 0, "batch_size": 8, "lr": 0.1})
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(bad))
+    assert main(["run", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("pldistill: error: ") and "schedule.epochs" in err and "Traceback" not in err

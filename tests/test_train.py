@@ -1,0 +1,55 @@
+import torch
+
+from pldistill.losses import sp_loss
+from pldistill.models import TappedModel, build_model
+from pldistill.train import DistillTerm, distill_step, fit
+
+
+def _models():
+    torch.manual_seed(0)
+    teacher = TappedModel(build_model("resnet10t", 1, 3), [-1, 2])
+    student = TappedModel(build_model("mobilenetv3_small_100", 3, 3), [-1, 3])
+    return teacher, student
+
+
+def test_step_total_is_the_sum_of_its_weighted_terms():
+    teacher, student = _models()
+    teacher.eval()
+    terms = [DistillTerm("sp/a", sp_loss, 100.0, 0, 0), DistillTerm("sp/b", sp_loss, 10.0, 1, 1)]
+    out = distill_step(student, torch.randn(6, 3, 32, 32), torch.randint(0, 3, (6,)),
+                       teacher, torch.randn(6, 1, 32, 32), terms)
+    assert set(out.terms) == {"ce", "sp/a", "sp/b"}
+    torch.testing.assert_close(out.total, sum(out.terms.values()))
+    assert out.logits.shape == (6, 3)
+
+
+def test_taps_return_the_requested_stages_in_order():
+    teacher, _ = _models()
+    _, feats = teacher(torch.randn(2, 1, 32, 32))
+    assert [f.shape[1] for f in feats] == [512, 128]  # stage -1 then stage 2
+
+
+class _Tensors(torch.utils.data.Dataset):
+    def __init__(self, n=48):
+        g = torch.Generator().manual_seed(0)
+        self.rgb = torch.randn(n, 3, 32, 32, generator=g)
+        self.depth = torch.randn(n, 1, 32, 32, generator=g)
+        self.label = torch.randint(0, 3, (n,), generator=g)
+
+    def __len__(self):
+        return len(self.label)
+
+    def __getitem__(self, i):
+        return {"rgb": self.rgb[i], "depth": self.depth[i], "label": self.label[i]}
+
+
+def test_frozen_teacher_stays_in_eval_mode_and_unchanged_while_the_student_trains():
+    teacher, student = _models()
+    before = {k: v.clone() for k, v in teacher.state_dict().items()}
+    loader = torch.utils.data.DataLoader(_Tensors(), batch_size=8, drop_last=True)
+    fit(student, "rgb", loader, loader, epochs=1, lr=1e-3, weight_decay=0.0, device=torch.device("cpu"),
+        teacher=teacher, teacher_modality="depth", terms=[DistillTerm("sp", sp_loss, 100.0, 0, 0)],
+        progress=False)
+    assert not teacher.training
+    for key, value in teacher.state_dict().items():
+        torch.testing.assert_close(value, before[key], msg=key)  # BN running stats too
