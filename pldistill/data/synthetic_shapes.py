@@ -89,6 +89,7 @@ def cached_split(
     if path.exists():
         return path
     path.parent.mkdir(parents=True, exist_ok=True)
+    print(f"rendering synthetic_shapes {split} split: {num_samples} samples at {image_size}px (cached in {path})")
     data = render_split(num_samples, image_size, seed, split, noise, camouflage, ambient, contrast)
     tmp = path.with_suffix(f".tmp{os.getpid()}")
     # Uncompressed: random reads from compressed chunks are ~30x slower here.
