@@ -9,9 +9,17 @@ os.environ.setdefault("WANDB_SILENT", "true")
 import pytest  # noqa: E402
 
 
-@pytest.fixture(autouse=True)
-def isolated_cache(tmp_path_factory, monkeypatch):
-    """Every test session renders into its own cache, never the user's."""
-    cache = tmp_path_factory.getbasetemp() / "pldistill-cache"
-    monkeypatch.setenv("PLDISTILL_CACHE", str(cache))
-    return cache
+@pytest.fixture(scope="session", autouse=True)
+def isolated_cache(tmp_path_factory):
+    """Every test session renders and caches teachers in its own folder, never the user's.
+
+    Session-scoped so that module-scoped fixtures (the end-to-end run) see it too.
+    """
+    cache = tmp_path_factory.mktemp("pldistill-cache")
+    previous = os.environ.get("PLDISTILL_CACHE")
+    os.environ["PLDISTILL_CACHE"] = str(cache)
+    yield cache
+    if previous is None:
+        os.environ.pop("PLDISTILL_CACHE", None)
+    else:
+        os.environ["PLDISTILL_CACHE"] = previous
