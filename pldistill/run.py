@@ -17,7 +17,6 @@ both on the restricted modality alone, and write the run folder:
 from __future__ import annotations
 
 import json
-import os
 import platform
 import time
 from dataclasses import dataclass
@@ -30,7 +29,7 @@ from torch.utils.data import DataLoader
 
 from . import __version__
 from .checkpoint import CheckpointError, load_checkpoint, save_atomic
-from .data import JointTransform, ModalityView, PairedDataset, build_datasets
+from .data import JointTransform, ModalityView, build_datasets
 from .data.synthetic_shapes import default_cache_dir
 from .losses import LOSSES
 from .models import TappedModel, build_model, count_parameters
@@ -172,9 +171,12 @@ class Run:
                     tap += 1
         seed_everything(r.seed + 1)  # both students start from the same weights
         model = self._build(spec, student_stages)
-        step = "[2/3] scratch student (CE only)" if kind == "scratch" else "[3/3] distilled student (CE + " + " + ".join(
-            f"{l.name}×{l.weight:g}" for l in r.distill.losses) + ")"
-        print(f"{step}: {spec.model} on {spec.modality!r}")
+        if kind == "scratch":
+            title = "[2/3] scratch student (CE only)"
+        else:
+            weighted = " + ".join(f"{loss.name}×{loss.weight:g}" for loss in r.distill.losses)
+            title = f"[3/3] distilled student (CE + {weighted})"
+        print(f"{title}: {spec.model} on {spec.modality!r}")
         result = self._fit(
             model,
             spec.modality,

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import random
+import sys
 import time
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
@@ -160,7 +161,9 @@ def fit(
     for epoch in range(epochs):
         sums: dict[str, float] = {}
         correct = seen = 0
-        bar = tqdm(train_loader, desc=f"{prefix} {epoch + 1}/{epochs}", leave=False, disable=not progress)
+        # Bars only on a terminal; logs (CI, nohup) get the one-line epoch summary below.
+        live = progress and sys.stderr.isatty()
+        bar = tqdm(train_loader, desc=f"{prefix} {epoch + 1}/{epochs}", leave=False, disable=not live)
         for batch in bar:
             labels = batch["label"].to(device)
             out = distill_step(
