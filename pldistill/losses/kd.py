@@ -1,0 +1,25 @@
+"""Hinton knowledge distillation (Hinton, Vinyals & Dean, 2015).
+
+    L_KD = T² · KL( softmax(z_t / T) ‖ softmax(z_s / T) ),  averaged over the batch.
+
+The T² keeps the gradient scale comparable across temperatures. Needs the
+teacher and student to share one label space.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+
+def kd_loss(teacher_logits: Tensor, student_logits: Tensor, temperature: float = 4.0) -> Tensor:
+    if teacher_logits.shape != student_logits.shape:
+        raise ValueError(
+            f"KD needs one label space: teacher logits {tuple(teacher_logits.shape)} vs "
+            f"student logits {tuple(student_logits.shape)}"
+        )
+    with torch.autocast(device_type=student_logits.device.type, enabled=False):
+        t = F.log_softmax(teacher_logits.float() / temperature, dim=1)
+        s = F.log_softmax(student_logits.float() / temperature, dim=1)
+        return F.kl_div(s, t, reduction="batchmean", log_target=True) * temperature**2

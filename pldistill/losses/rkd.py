@@ -1,0 +1,53 @@
+"""Relational knowledge distillation (Park, Kim, Lu & Cho, CVPR 2019).
+
+Distance term: pairwise Euclidean distances of the embeddings, each divided by
+the mean non-zero distance of its batch, compared with the Huber loss.
+Angle term: for every triplet (i, j, k), cos∠ = ⟨e_ij, e_kj⟩ with
+e_ij = (x_i − x_j)/‖x_i − x_j‖, compared with the Huber loss. Both compare
+batch-internal structure, so embedding widths may differ; both need b ≥ 2
+(distance) or b ≥ 3 (angle).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+
+def _embed(x: Tensor) -> Tensor:
+    return x.reshape(x.shape[0], -1).float()
+
+
+def _need_batch(x: Tensor, minimum: int, what: str) -> None:
+    if x.shape[0] < minimum:
+        raise ValueError(f"RKD {what} needs a batch of at least {minimum} samples, got {x.shape[0]}")
+
+
+def _normalised_distances(e: Tensor) -> Tensor:
+    d = torch.cdist(e, e)
+    positive = d[d > 0]
+    mean = positive.mean() if positive.numel() else d.new_tensor(1.0)
+    return d / mean.clamp_min(1e-12)
+
+
+def rkd_distance_loss(teacher: Tensor, student: Tensor) -> Tensor:
+    _need_batch(student, 2, "distance")
+    with torch.autocast(device_type=student.device.type, enabled=False):
+        with torch.no_grad():
+            d_t = _normalised_distances(_embed(teacher))
+        d_s = _normalised_distances(_embed(student))
+        return F.smooth_l1_loss(d_s, d_t)
+
+
+def _angles(e: Tensor) -> Tensor:
+    diff = F.normalize(e.unsqueeze(0) - e.unsqueeze(1), p=2, dim=2)  # diff[j, i] = e_i - e_j
+    return torch.bmm(diff, diff.transpose(1, 2)).flatten()
+
+
+def rkd_angle_loss(teacher: Tensor, student: Tensor) -> Tensor:
+    _need_batch(student, 3, "angle")
+    with torch.autocast(device_type=student.device.type, enabled=False):
+        with torch.no_grad():
+            a_t = _angles(_embed(teacher))
+        return F.smooth_l1_loss(_angles(_embed(student)), a_t)
