@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .models import UnknownModelError, check_model_name
 
@@ -84,10 +84,24 @@ class LayerPair(Section):
     student: int
 
 
+LOGIT_LOSSES = {"kd"}
+
+
 class LossSpec(Section):
-    name: Literal["sp"]
-    weight: float = Field(gt=0, description="γ, the loss's weight in the total")
-    pairs: list[LayerPair] = Field(min_length=1)
+    """One distillation loss: feature losses name layer pairs; KD works on logits."""
+
+    name: Literal["sp", "at", "rkd", "cc", "kd"]
+    weight: float = Field(gt=0, description="the loss's weight in the total (γ for SP)")
+    pairs: list[LayerPair] = Field(default_factory=list)
+    temperature: float = Field(4.0, gt=0, description="KD only: softmax temperature")
+
+    @model_validator(mode="after")
+    def _pairs_fit_the_loss(self) -> "LossSpec":
+        if self.name in LOGIT_LOSSES and self.pairs:
+            raise ValueError(f"{self.name!r} compares logits; remove its 'pairs'")
+        if self.name not in LOGIT_LOSSES and not self.pairs:
+            raise ValueError(f"{self.name!r} needs at least one layer pair, e.g. pairs: [{{teacher: -1, student: -1}}]")
+        return self
 
 
 class Distill(Section):
@@ -192,6 +206,12 @@ def parse_recipe(raw: Any, source: str | Path = "<recipe>") -> Recipe:
                 f"{modality!r}{hint}; it has {available}"
             )
     _check_layer_pairs(recipe, path)
+    for i, loss in enumerate(recipe.distill.losses):
+        if loss.name == "rkd" and recipe.schedule.batch_size < 3:
+            raise RecipeError(
+                f"{path}: distill.losses.{i}: RKD's angle term needs batches of at least 3 samples; "
+                f"schedule.batch_size is {recipe.schedule.batch_size}"
+            )
     return recipe
 
 

@@ -11,11 +11,19 @@ def _pct(x: float) -> str:
     return f"{100 * x:.1f}%"
 
 
+def _describe(loss) -> str:
+    """'SP (γ=3000; stages t-1↔s-1)' or 'KD (weight 1; T=4)'."""
+    if not loss.pairs:
+        return f"{loss.name.upper()} (weight {loss.weight:g}; T={loss.temperature:g})"
+    weight = f"γ={loss.weight:g}" if loss.name == "sp" else f"weight {loss.weight:g}"
+    stages = ", ".join(f"t{p.teacher}↔s{p.student}" for p in loss.pairs)
+    return f"{loss.name.upper()} ({weight}; stages {stages})"
+
+
 def results_markdown(results: dict, recipe) -> str:
     """Teacher, scratch student and distilled student: what each saw, size, accuracy."""
     t, s = results["teacher"], results["students"]
-    losses = " + ".join(f"{l.name.upper()} (γ={l.weight:g}; stages " + ", ".join(
-        f"t{p.teacher}↔s{p.student}" for p in l.pairs) + ")" for l in recipe.distill.losses)
+    losses = " + ".join(_describe(loss) for loss in recipe.distill.losses)
     rows = [
         ("teacher", t["model"], t["modality"], t["modality"], t["params"], t["test_acc"],
          "reused from cache" if t.get("reused") else "CE"),

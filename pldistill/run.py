@@ -16,6 +16,7 @@ both on the restricted modality alone, and write the run folder:
 
 from __future__ import annotations
 
+import functools
 import json
 import platform
 import time
@@ -164,6 +165,9 @@ class Run:
         if kind == "distilled":
             tap = 0
             for loss in r.distill.losses:
+                if loss.name == "kd":
+                    fn = functools.partial(LOSSES["kd"], temperature=loss.temperature)
+                    terms.append(DistillTerm("kd", fn, loss.weight, -1, -1, on_logits=True))
                 for pair in loss.pairs:
                     key = f"{loss.name}/t{pair.teacher}-s{pair.student}"
                     terms.append(DistillTerm(key, LOSSES[loss.name], loss.weight, tap, tap))

@@ -38,6 +38,7 @@ class DistillTerm:
     weight: float
     teacher_tap: int
     student_tap: int
+    on_logits: bool = False  # compare logits (KD) instead of tapped features
 
 
 @dataclass
@@ -84,9 +85,12 @@ def distill_step(
     named = {"ce": F.cross_entropy(logits.float(), labels)}
     if terms:
         with torch.no_grad():
-            _, t_feats = teacher(teacher_inputs)
+            t_logits, t_feats = teacher(teacher_inputs)
         for term in terms:
-            value = term.fn(t_feats[term.teacher_tap], s_feats[term.student_tap])
+            if term.on_logits:
+                value = term.fn(t_logits, logits)
+            else:
+                value = term.fn(t_feats[term.teacher_tap], s_feats[term.student_tap])
             named[term.key] = term.weight * value
     total = torch.stack(list(named.values())).sum()
     return StepOutput(total, logits, named)

@@ -112,3 +112,40 @@ def test_recipe_is_frozen():
     recipe = parse_recipe(minimal())
     with pytest.raises(Exception):
         recipe.seed = 3
+
+
+def _with_losses(tmp_path, losses, batch_size=8):
+    raw = minimal()
+    raw["distill"]["losses"] = losses
+    raw["schedule"]["batch_size"] = batch_size
+    return write(tmp_path, raw)
+
+
+def test_every_loss_name_is_accepted_with_the_right_inputs(tmp_path):
+    pair = [{"teacher": -1, "student": -1}]
+    losses = [{"name": n, "weight": 1.0, "pairs": pair} for n in ("sp", "at", "rkd", "cc")]
+    losses.append({"name": "kd", "weight": 1.0, "temperature": 2.0})
+    recipe = load_recipe(_with_losses(tmp_path, losses))
+    assert [loss.name for loss in recipe.distill.losses] == ["sp", "at", "rkd", "cc", "kd"]
+
+
+def test_kd_with_layer_pairs_is_refused(tmp_path):
+    path = _with_losses(tmp_path, [{"name": "kd", "weight": 1.0, "pairs": [{"teacher": -1, "student": -1}]}])
+    with pytest.raises(RecipeError, match=r"distill\.losses\.0: 'kd' compares logits; remove its 'pairs'"):
+        load_recipe(path)
+
+
+def test_feature_loss_without_pairs_is_refused(tmp_path):
+    with pytest.raises(RecipeError, match=r"'at' needs at least one layer pair"):
+        load_recipe(_with_losses(tmp_path, [{"name": "at", "weight": 1.0}]))
+
+
+def test_rkd_with_batches_too_small_for_angles_is_refused(tmp_path):
+    path = _with_losses(tmp_path, [{"name": "rkd", "weight": 1.0, "pairs": [{"teacher": -1, "student": -1}]}], 2)
+    with pytest.raises(RecipeError, match=r"RKD's angle term needs batches of at least 3"):
+        load_recipe(path)
+
+
+def test_unknown_loss_name_is_refused(tmp_path):
+    with pytest.raises(RecipeError, match=r"distill\.losses\.0\.name"):
+        load_recipe(_with_losses(tmp_path, [{"name": "crd", "weight": 1.0}]))

@@ -53,3 +53,19 @@ def test_frozen_teacher_stays_in_eval_mode_and_unchanged_while_the_student_train
     assert not teacher.training
     for key, value in teacher.state_dict().items():
         torch.testing.assert_close(value, before[key], msg=key)  # BN running stats too
+
+
+def test_kd_term_compares_teacher_and_student_logits():
+    from functools import partial
+
+    from pldistill.losses import kd_loss
+
+    teacher, student = _models()
+    teacher.eval()
+    student.eval()  # deterministic forward so the term can be recomputed
+    x_s, x_t, y = torch.randn(4, 3, 32, 32), torch.randn(4, 1, 32, 32), torch.randint(0, 3, (4,))
+    term = DistillTerm("kd", partial(kd_loss, temperature=3.0), 0.5, -1, -1, on_logits=True)
+    out = distill_step(student, x_s, y, teacher, x_t, [term])
+    with torch.no_grad():
+        expected = 0.5 * kd_loss(teacher(x_t)[0], student(x_s)[0], temperature=3.0)
+    torch.testing.assert_close(out.terms["kd"], expected)

@@ -14,16 +14,19 @@ from torch import Tensor
 from .at import at_loss, attention_map
 from .cc import cc_loss, correlation_matrix
 from .kd import kd_loss
-from .rkd import rkd_angle_loss, rkd_distance_loss
+from .rkd import rkd_angle_loss, rkd_distance_loss, rkd_loss
 from .sp import similarity_matrix, sp_loss
 
 PairLoss = Callable[[Tensor, Tensor], Tensor]
 
-# Losses a recipe can name today. The baselines below are tested pure functions;
-# their recipe wiring (logit taps for KD, FitNets regressors, applicability
-# checks) is issue 3's remaining work.
+# Losses a recipe can name. Feature losses take (teacher features, student
+# features) of one layer pair; "kd" takes (teacher logits, student logits).
 LOSSES: dict[str, PairLoss] = {
     "sp": sp_loss,
+    "at": at_loss,
+    "rkd": rkd_loss,
+    "cc": cc_loss,
+    "kd": kd_loss,
 }
 
 __all__ = [
@@ -36,6 +39,7 @@ __all__ = [
     "kd_loss",
     "rkd_angle_loss",
     "rkd_distance_loss",
+    "rkd_loss",
     "similarity_matrix",
     "sp_loss",
 ]

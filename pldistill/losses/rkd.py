@@ -51,3 +51,8 @@ def rkd_angle_loss(teacher: Tensor, student: Tensor) -> Tensor:
         with torch.no_grad():
             a_t = _angles(_embed(teacher))
         return F.smooth_l1_loss(_angles(_embed(student)), a_t)
+
+
+def rkd_loss(teacher: Tensor, student: Tensor, angle_weight: float = 2.0) -> Tensor:
+    """Distance + angle terms in the paper's 25:50 proportion (scale with the recipe weight)."""
+    return rkd_distance_loss(teacher, student) + angle_weight * rkd_angle_loss(teacher, student)
