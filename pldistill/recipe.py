@@ -11,6 +11,7 @@ from __future__ import annotations
 import difflib
 import hashlib
 import json
+import math
 from pathlib import Path
 from typing import Any, Literal
 
@@ -90,9 +91,11 @@ LOGIT_LOSSES = {"kd"}
 class LossSpec(Section):
     """One distillation loss: feature losses name layer pairs; KD works on logits."""
 
-    name: Literal["sp", "at", "rkd", "cc", "kd"]
+    name: Literal["sp", "at", "rkd", "cc", "kd", "fitnet"]
     weight: float = Field(gt=0, description="the loss's weight in the total (γ for SP)")
-    pairs: list[LayerPair] = Field(default_factory=list)
+    pairs: list[LayerPair] | Literal["auto"] = Field(
+        default_factory=list, description="layer pairs, or 'auto': 3 pairs spread by relative depth"
+    )
     temperature: float = Field(4.0, gt=0, description="KD only: softmax temperature")
 
     @model_validator(mode="after")
@@ -205,6 +208,7 @@ def parse_recipe(raw: Any, source: str | Path = "<recipe>") -> Recipe:
                 f"{path}: {role}.modality: the dataset {recipe.data.kind!r} has no modality "
                 f"{modality!r}{hint}; it has {available}"
             )
+    recipe = _resolve_auto_pairs(recipe)
     _check_layer_pairs(recipe, path)
     for i, loss in enumerate(recipe.distill.losses):
         if loss.name == "rkd" and recipe.schedule.batch_size < 3:
@@ -222,6 +226,29 @@ def _stage_count(model_name: str) -> int:
 
     with torch.device("meta"):
         return len(timm.create_model(model_name, pretrained=False).feature_info)
+
+
+def auto_pairs(teacher_stages: int, student_stages: int, count: int = 3) -> list[LayerPair]:
+    """``count`` pairs at matching relative depths, ending with last ↔ last."""
+    count = min(count, teacher_stages, student_stages)
+    return [
+        LayerPair(
+            teacher=math.ceil(k / count * teacher_stages) - 1,
+            student=math.ceil(k / count * student_stages) - 1,
+        )
+        for k in range(1, count + 1)
+    ]
+
+
+def _resolve_auto_pairs(recipe: Recipe) -> Recipe:
+    if not any(loss.pairs == "auto" for loss in recipe.distill.losses):
+        return recipe
+    n_t, n_s = _stage_count(recipe.teacher.model), _stage_count(recipe.student.model)
+    losses = [
+        loss.model_copy(update={"pairs": auto_pairs(n_t, n_s)}) if loss.pairs == "auto" else loss
+        for loss in recipe.distill.losses
+    ]
+    return recipe.model_copy(update={"distill": recipe.distill.model_copy(update={"losses": losses})})
 
 
 def _check_layer_pairs(recipe: Recipe, path: Path) -> None:

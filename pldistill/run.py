@@ -32,7 +32,7 @@ from . import __version__
 from .checkpoint import CheckpointError, load_checkpoint, save_atomic
 from .data import JointTransform, ModalityView, build_datasets
 from .data.synthetic_shapes import default_cache_dir
-from .losses import LOSSES
+from .losses import LOSSES, PARAMETRIC_LOSSES
 from .models import TappedModel, build_model, count_parameters
 from .recipe import Recipe
 from .report import results_markdown
@@ -158,6 +158,15 @@ class Run:
         info["params"] = count_parameters(model.model)
         return model, info
 
+    def _parametric(self, name: str, teacher: TappedModel, pair) -> torch.nn.Module:
+        """A loss with learned parts (FitNets regressor), sized from timm's feature_info."""
+        spec = self.recipe.student
+        with torch.device("meta"):  # only the stage layout is needed
+            probe = build_model(spec.model, self.train_set.modalities[spec.modality].channels, self.num_classes)
+        s_ch = probe.feature_info[pair.student]["num_chs"]
+        t_ch = teacher.model.feature_info[pair.teacher]["num_chs"]
+        return PARAMETRIC_LOSSES[name](s_ch, t_ch)
+
     def student(self, kind: str, teacher: TappedModel | None = None) -> dict:
         r, spec = self.recipe, self.recipe.student
         terms: list[DistillTerm] = []
@@ -170,7 +179,8 @@ class Run:
                     terms.append(DistillTerm("kd", fn, loss.weight, -1, -1, on_logits=True))
                 for pair in loss.pairs:
                     key = f"{loss.name}/t{pair.teacher}-s{pair.student}"
-                    terms.append(DistillTerm(key, LOSSES[loss.name], loss.weight, tap, tap))
+                    fn = LOSSES.get(loss.name) or self._parametric(loss.name, teacher, pair)
+                    terms.append(DistillTerm(key, fn, loss.weight, tap, tap))
                     student_stages.append(pair.student)
                     tap += 1
         seed_everything(r.seed + 1)  # both students start from the same weights

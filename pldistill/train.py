@@ -149,7 +149,9 @@ def fit(
     if teacher is not None:
         teacher.to(device, memory_format=memory).eval()  # frozen: BN statistics never move
         teacher.requires_grad_(False)
-    opt = _optimizer(model, optimizer, lr, weight_decay)
+    # Losses with learned parts (FitNets regressors) train alongside the student.
+    learned = nn.ModuleList([t.fn for t in terms if isinstance(t.fn, nn.Module)]).to(device)
+    opt = _optimizer(nn.ModuleList([model, learned]), optimizer, lr, weight_decay)
     steps = epochs * len(train_loader)
     warmup = min(int(warmup_epochs * len(train_loader)), steps - 1)
 

@@ -129,3 +129,29 @@ def test_losses_return_float32_from_bfloat16_inputs():
     for value in (at_loss(t, s), rkd_distance_loss(t, s), rkd_angle_loss(t, s), cc_loss(t, s),
                   kd_loss(t.flatten(1)[:, :5], s.flatten(1)[:, :5])):
         assert value.dtype == torch.float32
+
+
+# -- FitNets ----------------------------------------------------------------------
+def test_fitnet_loss_is_mse_after_resizing_to_the_teacher():
+    from pldistill.losses import fitnet_loss
+
+    t = torch.full((2, 3, 4, 4), 2.0)
+    s = torch.full((2, 3, 2, 2), 1.0)  # constant map: resizing keeps 1.0 → MSE = 1
+    assert fitnet_loss(t, s).item() == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="channels"):
+        fitnet_loss(t, torch.ones(2, 5, 4, 4))
+
+
+def test_fitnet_hint_regressor_maps_channels_and_learns():
+    from pldistill.losses import FitNetHint
+
+    hint = FitNetHint(student_channels=5, teacher_channels=3)
+    t, s = torch.randn(4, 3, 4, 4), torch.randn(4, 5, 2, 2)
+    before = hint(t, s).item()
+    opt = torch.optim.SGD(hint.parameters(), lr=0.1)
+    for _ in range(20):
+        loss = hint(t, s)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert hint(t, s).item() < before

@@ -149,3 +149,15 @@ def test_rkd_with_batches_too_small_for_angles_is_refused(tmp_path):
 def test_unknown_loss_name_is_refused(tmp_path):
     with pytest.raises(RecipeError, match=r"distill\.losses\.0\.name"):
         load_recipe(_with_losses(tmp_path, [{"name": "crd", "weight": 1.0}]))
+
+
+def test_auto_pairs_spread_by_relative_depth_and_end_last_to_last():
+    from pldistill.recipe import auto_pairs
+
+    assert [(p.teacher, p.student) for p in auto_pairs(5, 5)] == [(1, 1), (3, 3), (4, 4)]
+    assert [(p.teacher, p.student) for p in auto_pairs(12, 5)] == [(3, 1), (7, 3), (11, 4)]
+
+
+def test_auto_pairs_are_resolved_at_load(tmp_path):
+    recipe = load_recipe(_with_losses(tmp_path, [{"name": "fitnet", "weight": 1.0, "pairs": "auto"}]))
+    assert [(p.teacher, p.student) for p in recipe.distill.losses[0].pairs] == [(1, 1), (3, 3), (4, 4)]

@@ -69,3 +69,16 @@ def test_kd_term_compares_teacher_and_student_logits():
     with torch.no_grad():
         expected = 0.5 * kd_loss(teacher(x_t)[0], student(x_s)[0], temperature=3.0)
     torch.testing.assert_close(out.terms["kd"], expected)
+
+
+def test_fitnet_regressor_is_trained_with_the_student():
+    from pldistill.losses import FitNetHint
+
+    teacher, student = _models()
+    hint = FitNetHint(student_channels=576, teacher_channels=512)
+    before = hint.regressor.weight.detach().clone()
+    loader = torch.utils.data.DataLoader(_Tensors(), batch_size=8, drop_last=True)
+    fit(student, "rgb", loader, loader, epochs=1, lr=1e-3, weight_decay=0.0, device=torch.device("cpu"),
+        teacher=teacher, teacher_modality="depth", terms=[DistillTerm("fitnet", hint, 1.0, 0, 0)],
+        progress=False)
+    assert not torch.equal(before, hint.regressor.weight)

@@ -13,6 +13,7 @@ from torch import Tensor
 
 from .at import at_loss, attention_map
 from .cc import cc_loss, correlation_matrix
+from .fitnet import FitNetHint, fitnet_loss
 from .kd import kd_loss
 from .rkd import rkd_angle_loss, rkd_distance_loss, rkd_loss
 from .sp import similarity_matrix, sp_loss
@@ -29,8 +30,14 @@ LOSSES: dict[str, PairLoss] = {
     "kd": kd_loss,
 }
 
+# Losses with learned parameters, built per layer pair from (student, teacher) channels.
+PARAMETRIC_LOSSES = {"fitnet": FitNetHint}
+
 __all__ = [
     "LOSSES",
+    "PARAMETRIC_LOSSES",
+    "FitNetHint",
+    "fitnet_loss",
     "PairLoss",
     "at_loss",
     "attention_map",
