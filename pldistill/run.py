@@ -101,7 +101,8 @@ class Run:
 
     def _fit(self, model: TappedModel, modality: str, prefix: str, epochs: int, seed: int, **kw) -> FitResult:
         s = self.recipe.schedule
-        modalities = [modality] + ([kw["teacher_modality"]] if kw.get("terms") else [])
+        wanted = [modality] + ([kw["teacher_modality"]] if kw.get("terms") else [])
+        modalities = list(dict.fromkeys(wanted))  # same-modality teacher: load it once
         return fit(
             model,
             modality,
