@@ -8,6 +8,8 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 recipe ?=
+comparison ?= depth_to_rgb_losses
+RECIPES = $$(cd recipes && ls *.yaml | sed 's/\.yaml//' | tr '\n' ' ')
 
 export WANDB_MODE ?= offline
 export HF_HUB_OFFLINE := 1
@@ -15,7 +17,7 @@ export NO_ALBUMENTATIONS_UPDATE := 1
 export PYTHONUNBUFFERED := 1
 
 .DEFAULT_GOAL := run
-.PHONY: run test venv clean-cache
+.PHONY: run test compare venv clean-cache
 
 $(STAMP): pyproject.toml
 	@echo "==> creating $(VENV) and installing pldistill (first run only, ~1-2 min)"
@@ -28,9 +30,13 @@ $(STAMP): pyproject.toml
 venv: $(STAMP)
 
 run: $(STAMP)
-	@if [ -z "$(recipe)" ]; then echo "usage: make recipe=NAME   (recipes: $$(ls recipes | sed 's/\.yaml//' | tr '\n' ' '))"; exit 2; fi
-	@if [ ! -f recipes/$(recipe).yaml ]; then echo "no recipe recipes/$(recipe).yaml (have: $$(ls recipes | sed 's/\.yaml//' | tr '\n' ' '))"; exit 2; fi
+	@if [ -z "$(recipe)" ]; then echo "usage: make recipe=NAME   (recipes: $(RECIPES))"; exit 2; fi
+	@if [ ! -f recipes/$(recipe).yaml ]; then echo "no recipe recipes/$(recipe).yaml (have: $(RECIPES))"; exit 2; fi
 	$(PY) -m pldistill run recipes/$(recipe).yaml
+
+# Every loss on the flagship recipe over 3 seeds (~35 min on 2 CPU cores): one table.
+compare: $(STAMP)
+	$(PY) -m pldistill compare recipes/compare/$(comparison).yaml
 
 test: $(STAMP)
 	$(PY) -m pytest -q tests

@@ -27,6 +27,17 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _compare(args: argparse.Namespace) -> int:
+    from .compare import run_comparison
+
+    run_dir, _ = run_comparison(args.file, runs_dir=args.runs_dir, resume=args.resume,
+                                seeds=args.seeds, progress=not args.quiet)
+    print()
+    print((run_dir / "comparison.md").read_text())
+    print(f"comparison folder: {run_dir} (plot: {run_dir / 'comparison.png'})")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="pldistill",
@@ -43,6 +54,18 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--runs-dir", type=Path, default=None, help="where run folders go (default: the recipe's)")
     run.add_argument("--quiet", action="store_true", help="no progress bars")
     run.set_defaults(func=_run)
+    compare = sub.add_parser(
+        "compare",
+        help="train every loss variant of a base recipe over several seeds; print one table",
+        epilog="example: pldistill compare recipes/compare/depth_to_rgb_losses.yaml --seeds 0 1",
+    )
+    compare.add_argument("file", type=Path, help="comparison YAML, e.g. recipes/compare/depth_to_rgb_losses.yaml")
+    compare.add_argument("--seeds", type=int, nargs="+", default=None, help="override the file's seeds")
+    compare.add_argument("--resume", type=Path, default=None,
+                         help="an interrupted comparison folder: train only the missing rows")
+    compare.add_argument("--runs-dir", type=Path, default=None, help="where the folder goes (default: the base recipe's)")
+    compare.add_argument("--quiet", action="store_true", help="no progress output")
+    compare.set_defaults(func=_compare)
     return parser
 
 

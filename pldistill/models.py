@@ -29,24 +29,117 @@ def check_model_name(name: str) -> None:
     raise UnknownModelError(f"timm has no model named {name!r}{hint}")
 
 
+class WeightsError(ValueError):
+    """A local weights file that is missing, unreadable or does not fit the model."""
+
+
+def read_state_dict(path: str | Path) -> dict[str, Tensor]:
+    """A state dict from a local file, loaded without unpickling code (``weights_only``)."""
+    path = Path(path)
+    if not path.is_file():
+        raise WeightsError(
+            f"weights file {path} not found: pldistill never downloads weights; "
+            "point the recipe's 'weights' at a local .pt/.pth state dict"
+        )
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise WeightsError(f"{path}: not a loadable tensor file ({type(exc).__name__}: {exc})") from None
+    if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
+        state = state["state_dict"]  # a pldistill checkpoint
+    if not isinstance(state, dict) or not all(isinstance(v, Tensor) for v in state.values()):
+        raise WeightsError(f"{path}: expected a state dict (parameter name → tensor)")
+    return state
+
+
+def _cfg_keys(model: nn.Module, what: str) -> list[str]:
+    keys = model.pretrained_cfg.get(what) or ()
+    return [keys] if isinstance(keys, str) else list(keys)
+
+
+def classifier_outputs(name: str, state: dict[str, Tensor]) -> int | None:
+    """How many classes a state dict's classifier predicts (None: it has no classifier)."""
+    with torch.device("meta"):
+        model = timm.create_model(name, pretrained=False)
+    for key in _cfg_keys(model, "classifier"):
+        if f"{key}.weight" in state:
+            return int(state[f"{key}.weight"].shape[0])
+    return None
+
+
+def _fit_state_to(model: nn.Module, name: str, state: dict[str, Tensor], path: Path) -> dict[str, Tensor]:
+    """Adapt a foreign checkpoint the way timm adapts pretrained weights.
+
+    A classifier for another label space is dropped (the head starts fresh),
+    and a stem for another channel count is converted with timm's
+    ``adapt_input_conv`` (e.g. RGB weights for a 1-channel depth teacher).
+    """
+    from timm.models import adapt_input_conv
+
+    state = dict(state)
+    own = model.state_dict()
+    for key in _cfg_keys(model, "classifier"):
+        for suffix in (".weight", ".bias"):
+            k = key + suffix
+            if k in state and k in own and state[k].shape != own[k].shape:
+                print(f"{path}: classifier {k} {tuple(state[k].shape)} does not fit {tuple(own[k].shape)}; "
+                      "the head starts fresh")
+                del state[k]
+    for key in _cfg_keys(model, "first_conv"):
+        k = key + ".weight"
+        if k in state and k in own and state[k].shape[1] != own[k].shape[1]:
+            state[k] = adapt_input_conv(own[k].shape[1], state[k])
+    return state
+
+
+def _size_kwargs(name: str, image_size: int | None) -> dict:
+    """Models built for one input size (ViT, MLP-Mixer) are told the data's size; CNNs take any."""
+    if image_size is None:
+        return {}
+    with torch.device("meta"):
+        fixed = timm.create_model(name, pretrained=False).pretrained_cfg.get("fixed_input_size", False)
+    return {"img_size": image_size} if fixed else {}
+
+
 def build_model(
-    name: str, in_chans: int, num_classes: int, weights: str | Path | None = None
+    name: str,
+    in_chans: int,
+    num_classes: int,
+    weights: str | Path | None = None,
+    image_size: int | None = None,
 ) -> nn.Module:
     """A timm model with ``in_chans`` inputs; ``weights`` is a local state-dict file, never a download."""
     check_model_name(name)
-    model = timm.create_model(name, pretrained=False, in_chans=in_chans, num_classes=num_classes)
+    model = timm.create_model(
+        name, pretrained=False, in_chans=in_chans, num_classes=num_classes, **_size_kwargs(name, image_size)
+    )
     if weights is not None:
         path = Path(weights)
-        if not path.is_file():
-            raise FileNotFoundError(
-                f"weights file {path} not found: pldistill never downloads weights; "
-                "point the recipe's 'weights' at a local .pt/.pth state dict"
-            )
-        state = torch.load(path, map_location="cpu", weights_only=True)
-        missing, unexpected = model.load_state_dict(state, strict=False)
+        state = _fit_state_to(model, name, read_state_dict(path), path)
+        own = model.state_dict()
+        unexpected = [k for k in state if k not in own]
         if unexpected:
-            raise ValueError(f"{path}: keys not in {name}: {unexpected[:5]}")
+            raise WeightsError(f"{path}: keys not in {name}: {unexpected[:5]} (weights of another architecture?)")
+        wrong = [f"{k} {tuple(v.shape)} vs {tuple(own[k].shape)}" for k, v in state.items() if v.shape != own[k].shape]
+        if wrong:
+            raise WeightsError(f"{path}: {len(wrong)} tensors do not fit {name}, e.g. {wrong[:3]}")
+        missing, _ = model.load_state_dict(state, strict=False)
+        body_missing = [k for k in missing if not any(k.startswith(c) for c in _cfg_keys(model, "classifier"))]
+        if body_missing:
+            raise WeightsError(f"{path}: {len(body_missing)} {name} parameters missing, e.g. {body_missing[:3]}")
     return model
+
+
+def feature_shapes(name: str, in_chans: int, image_size: int) -> list[tuple[int, ...]]:
+    """Per-stage feature shapes for one ``image_size`` input, from a forward on the meta device.
+
+    Costs no memory and no real compute, so recipes can check at load that a
+    loss fits the layers it pairs.
+    """
+    with torch.device("meta"):
+        model = timm.create_model(name, pretrained=False, in_chans=in_chans, **_size_kwargs(name, image_size)).eval()
+        _, features = model.forward_intermediates(torch.empty(2, in_chans, image_size, image_size))
+    return [tuple(f.shape[1:]) for f in features]
 
 
 def num_stages(model: nn.Module) -> int:

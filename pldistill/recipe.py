@@ -60,6 +60,17 @@ class SyntheticShapesData(Section):
 
         return list(MODALITIES)
 
+    @property
+    def classes(self) -> list[str]:
+        from .data.synthetic_shapes import SyntheticShapes
+
+        return list(SyntheticShapes.classes)
+
+    def channels(self, modality: str) -> int:
+        from .data.synthetic_shapes import MODALITIES
+
+        return MODALITIES[modality].channels
+
 
 class ModelSpec(Section):
     """A timm model by name and the one modality it sees."""
@@ -78,6 +89,18 @@ class ModelSpec(Section):
         return name
 
 
+class TeacherSpec(ModelSpec):
+    """The teacher: trained here on the privileged modality, or used as-is from local weights."""
+
+    train: bool = Field(True, description="false: use 'weights' as they are (a teacher trained elsewhere)")
+
+    @model_validator(mode="after")
+    def _as_is_needs_weights(self) -> "TeacherSpec":
+        if not self.train and self.weights is None:
+            raise ValueError("train: false uses the teacher as it is, so it needs 'weights' (a local file)")
+        return self
+
+
 class LayerPair(Section):
     """Teacher and student stage indices (timm ``feature_info`` order; -1 = last)."""
 
@@ -86,6 +109,7 @@ class LayerPair(Section):
 
 
 LOGIT_LOSSES = {"kd"}
+POOLABLE = {"sp", "rkd", "cc"}  # relational losses defined on embeddings as well as on maps
 
 
 class LossSpec(Section):
@@ -97,11 +121,15 @@ class LossSpec(Section):
         default_factory=list, description="layer pairs, or 'auto': 3 pairs spread by relative depth"
     )
     temperature: float = Field(4.0, gt=0, description="KD only: softmax temperature")
+    pool: bool = Field(False, description="compare globally average-pooled embeddings (b × c), not whole maps")
 
     @model_validator(mode="after")
     def _pairs_fit_the_loss(self) -> "LossSpec":
         if self.name in LOGIT_LOSSES and self.pairs:
             raise ValueError(f"{self.name!r} compares logits; remove its 'pairs'")
+        if self.pool and self.name not in POOLABLE:
+            raise ValueError(f"'pool' applies to {sorted(POOLABLE)}; {self.name!r} needs "
+                             + ("logits" if self.name in LOGIT_LOSSES else "spatial maps"))
         if self.name not in LOGIT_LOSSES and not self.pairs:
             raise ValueError(f"{self.name!r} needs at least one layer pair, e.g. pairs: [{{teacher: -1, student: -1}}]")
         return self
@@ -135,7 +163,7 @@ class Recipe(Section):
     name: str
     seed: int = 0
     data: SyntheticShapesData
-    teacher: ModelSpec
+    teacher: TeacherSpec
     student: ModelSpec
     distill: Distill
     schedule: Schedule
@@ -146,7 +174,7 @@ class Recipe(Section):
         s = self.schedule
         keyed = {
             "data": self.data.model_dump(exclude={"cache_dir"}),
-            "teacher": self.teacher.model_dump(),
+            "teacher": self.teacher.model_dump(exclude={"train"}),  # only trained teachers are cached
             "seed": self.seed,
             "schedule": {
                 "epochs": s.teacher_epochs or s.epochs,
@@ -161,9 +189,9 @@ class Recipe(Section):
         return self.model_dump(mode="json")
 
 
-def _suggest(loc: tuple, raw: Any) -> str:
+def _suggest(loc: tuple, root: type[BaseModel]) -> str:
     """'did you mean' for an unknown key: close matches among the allowed fields."""
-    model: type[BaseModel] | None = Recipe
+    model: type[BaseModel] | None = root
     for part in loc[:-1]:
         if model is None or isinstance(part, int):
             continue
@@ -178,11 +206,11 @@ def _suggest(loc: tuple, raw: Any) -> str:
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
-def _format_error(path: Path, err: dict) -> str:
+def _format_error(path: Path, err: dict, root: type[BaseModel] | None = None) -> str:
     loc = tuple(err["loc"])
     key = ".".join(str(p) for p in loc) or "<top level>"
     if err["type"] == "extra_forbidden":
-        return f"{path}: {key}: unknown key{_suggest(loc, err.get('input'))}"
+        return f"{path}: {key}: unknown key{_suggest(loc, root or Recipe)}"
     if err["type"] == "missing":
         return f"{path}: {key}: required key is missing"
     msg = err["msg"].removeprefix("Value error, ")
@@ -209,13 +237,9 @@ def parse_recipe(raw: Any, source: str | Path = "<recipe>") -> Recipe:
                 f"{modality!r}{hint}; it has {available}"
             )
     recipe = _resolve_auto_pairs(recipe)
-    _check_layer_pairs(recipe, path)
-    for i, loss in enumerate(recipe.distill.losses):
-        if loss.name == "rkd" and recipe.schedule.batch_size < 3:
-            raise RecipeError(
-                f"{path}: distill.losses.{i}: RKD's angle term needs batches of at least 3 samples; "
-                f"schedule.batch_size is {recipe.schedule.batch_size}"
-            )
+    from .recipe_checks import check_recipe  # imports this module: a cycle at import time
+
+    check_recipe(recipe, path)
     return recipe
 
 
@@ -251,26 +275,17 @@ def _resolve_auto_pairs(recipe: Recipe) -> Recipe:
     return recipe.model_copy(update={"distill": recipe.distill.model_copy(update={"losses": losses})})
 
 
-def _check_layer_pairs(recipe: Recipe, path: Path) -> None:
-    stages = {role: _stage_count(getattr(recipe, role).model) for role in ("teacher", "student")}
-    for i, loss in enumerate(recipe.distill.losses):
-        for j, pair in enumerate(loss.pairs):
-            for role, n in stages.items():
-                index = getattr(pair, role)
-                if not -n <= index < n:
-                    raise RecipeError(
-                        f"{path}: distill.losses.{i}.pairs.{j}.{role}: stage {index} is out of range; "
-                        f"{getattr(recipe, role).model} has {n} stages (use 0..{n - 1} or -1..-{n})"
-                    )
+def read_yaml(path: Path, what: str = "recipe") -> Any:
+    """Plain data from a YAML file (safe loader: no tags, nothing executes)."""
+    if not path.is_file():
+        raise RecipeError(f"{path}: no such {what} file")
+    try:
+        return yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise RecipeError(f"{path}: not valid YAML (only plain data is allowed): {exc}") from None
 
 
 def load_recipe(path: str | Path) -> Recipe:
     """Read and validate a recipe file; never executes anything it contains."""
     path = Path(path)
-    if not path.is_file():
-        raise RecipeError(f"{path}: no such recipe file")
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise RecipeError(f"{path}: not valid YAML (only plain data is allowed): {exc}") from None
-    return parse_recipe(raw, path)
+    return parse_recipe(read_yaml(path), path)

@@ -7,26 +7,33 @@ def _params(n: int) -> str:
     return f"{n / 1e6:.2f}M"
 
 
-def _pct(x: float) -> str:
-    return f"{100 * x:.1f}%"
+def _pct(x: float | None) -> str:
+    return "n/a" if x is None else f"{100 * x:.1f}%"
+
+
+DISPLAY = {"sp": "SP", "kd": "KD", "at": "AT", "rkd": "RKD", "cc": "CC", "fitnet": "FitNet"}
 
 
 def _describe(loss) -> str:
     """'SP (γ=3000; stages t-1↔s-1)' or 'KD (weight 1; T=4)'."""
     if not loss.pairs:
-        return f"{loss.name.upper()} (weight {loss.weight:g}; T={loss.temperature:g})"
+        return f"{DISPLAY[loss.name]} (weight {loss.weight:g}; T={loss.temperature:g})"
     weight = f"γ={loss.weight:g}" if loss.name == "sp" else f"weight {loss.weight:g}"
-    stages = ", ".join(f"t{p.teacher}↔s{p.student}" for p in loss.pairs)
-    return f"{loss.name.upper()} ({weight}; stages {stages})"
+    stages = ", ".join(f"t{p.teacher}↔s{p.student}" for p in loss.pairs) + (", pooled" if loss.pool else "")
+    return f"{DISPLAY[loss.name]} ({weight}; stages {stages})"
+
+
+def describe_losses(losses) -> str:
+    return " + ".join(_describe(loss) for loss in losses)
 
 
 def results_markdown(results: dict, recipe) -> str:
     """Teacher, scratch student and distilled student: what each saw, size, accuracy."""
     t, s = results["teacher"], results["students"]
-    losses = " + ".join(_describe(loss) for loss in recipe.distill.losses)
+    losses = describe_losses(recipe.distill.losses)
     rows = [
         ("teacher", t["model"], t["modality"], t["modality"], t["params"], t["test_acc"],
-         "reused from cache" if t.get("reused") else "CE"),
+         t.get("note") or ("reused" if t.get("reused") else "CE")),
         ("student (scratch)", s["scratch"]["model"], s["scratch"]["modality"], s["scratch"]["modality"],
          s["scratch"]["params"], s["scratch"]["test_acc"], "CE"),
         ("student (distilled)", s["distilled"]["model"], f"{s['distilled']['modality']} + {t['modality']} teacher",

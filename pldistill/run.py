@@ -32,12 +32,12 @@ from . import __version__
 from .checkpoint import CheckpointError, load_checkpoint, save_atomic
 from .data import JointTransform, ModalityView, build_datasets
 from .data.synthetic_shapes import default_cache_dir
-from .losses import LOSSES, PARAMETRIC_LOSSES
-from .models import TappedModel, build_model, count_parameters
+from .losses import LOSSES, PARAMETRIC_LOSSES, on_pooled
+from .models import TappedModel, build_model, classifier_outputs, count_parameters, read_state_dict
 from .recipe import Recipe
 from .report import results_markdown
 from .tracking import Tracker
-from .train import DistillTerm, FitResult, fit, pick_device, seed_everything
+from .train import DistillTerm, FitResult, evaluate, fit, pick_device, seed_everything
 
 RESULTS_SCHEMA_VERSION = 1
 
@@ -124,15 +124,18 @@ class Run:
 
     def _build(self, spec, stages=()) -> TappedModel:
         channels = self.train_set.modalities[spec.modality].channels
-        return TappedModel(build_model(spec.model, channels, self.num_classes, spec.weights), stages)
+        size = self.recipe.data.image_size
+        return TappedModel(build_model(spec.model, channels, self.num_classes, spec.weights, size), stages)
 
     # -- stages ----------------------------------------------------------------
-    def teacher(self, stages: list[int]) -> tuple[TappedModel, dict]:
+    def teacher(self, step: str = "") -> tuple[TappedModel, dict]:
         r, spec = self.recipe, self.recipe.teacher
         key = r.teacher_hash()
         cached = default_cache_dir() / "teachers" / f"{spec.model}-{spec.modality}-{key}.pt"
         seed_everything(r.seed)
-        model = self._build(spec, stages)
+        if not spec.train:
+            return self._teacher_as_is(step)
+        model = self._build(spec)
         info = {"model": spec.model, "modality": spec.modality, "teacher_hash": key}
         if cached.exists():
             try:
@@ -145,7 +148,7 @@ class Run:
                 cached.unlink(missing_ok=True)
         if "reused" not in info:
             epochs = r.schedule.teacher_epochs or r.schedule.epochs
-            print(f"[1/3] teacher {spec.model} on {spec.modality!r} for {epochs} epochs")
+            print(f"{step}teacher {spec.model} on {spec.modality!r} for {epochs} epochs")
             result = self._fit(model, spec.modality, "teacher", epochs, r.seed)
             state = {
                 "state_dict": model.model.state_dict(),
@@ -159,38 +162,68 @@ class Run:
         info["params"] = count_parameters(model.model)
         return model, info
 
+    def _teacher_as_is(self, step: str) -> tuple[TappedModel, dict]:
+        """A teacher trained elsewhere (``train: false``): loaded, evaluated when it shares our classes."""
+        spec = self.recipe.teacher
+        outputs = classifier_outputs(spec.model, read_state_dict(spec.weights))
+        channels = self.train_set.modalities[spec.modality].channels
+        model = TappedModel(build_model(spec.model, channels, outputs or self.num_classes, spec.weights,
+                                        self.recipe.data.image_size))
+        print(f"{step}teacher {spec.model} used as-is from {spec.weights} (teacher.train: false)")
+        same_labels = outputs == self.num_classes
+        test_acc = None
+        if same_labels:
+            model.to(self.device)
+            test_acc = evaluate(model, self.test_loader(spec.modality), spec.modality, self.device,
+                                self.recipe.schedule.channels_last)
+        info = {"model": spec.model, "modality": spec.modality, "teacher_hash": None, "weights": str(spec.weights),
+                "test_acc": test_acc, "seconds": 0.0, "reused": True, "history": [],
+                "params": count_parameters(model.model)}
+        if not same_labels:
+            info["note"] = f"predicts {outputs} classes, not this dataset's {self.num_classes}: no test accuracy"
+        return model, info
+
     def _parametric(self, name: str, teacher: TappedModel, pair) -> torch.nn.Module:
         """A loss with learned parts (FitNets regressor), sized from timm's feature_info."""
         spec = self.recipe.student
         with torch.device("meta"):  # only the stage layout is needed
-            probe = build_model(spec.model, self.train_set.modalities[spec.modality].channels, self.num_classes)
+            probe = build_model(spec.model, self.train_set.modalities[spec.modality].channels, self.num_classes,
+                                image_size=self.recipe.data.image_size)
         s_ch = probe.feature_info[pair.student]["num_chs"]
         t_ch = teacher.model.feature_info[pair.teacher]["num_chs"]
         return PARAMETRIC_LOSSES[name](s_ch, t_ch)
 
-    def student(self, kind: str, teacher: TappedModel | None = None) -> dict:
+    def student(self, kind: str, teacher: TappedModel | None = None, losses=None, step: str = "") -> dict:
+        """Train a student from the shared initial weights: CE only when ``teacher`` is None.
+
+        ``losses`` defaults to the recipe's; a comparison passes each variant's.
+        """
         r, spec = self.recipe, self.recipe.student
+        losses = r.distill.losses if losses is None else losses
         terms: list[DistillTerm] = []
         student_stages: list[int] = []
-        if kind == "distilled":
+        if teacher is not None:
+            teacher = TappedModel(teacher.model, [p.teacher for loss in losses for p in loss.pairs])
             tap = 0
-            for loss in r.distill.losses:
+            for loss in losses:
                 if loss.name == "kd":
                     fn = functools.partial(LOSSES["kd"], temperature=loss.temperature)
                     terms.append(DistillTerm("kd", fn, loss.weight, -1, -1, on_logits=True))
                 for pair in loss.pairs:
                     key = f"{loss.name}/t{pair.teacher}-s{pair.student}"
                     fn = LOSSES.get(loss.name) or self._parametric(loss.name, teacher, pair)
+                    if loss.pool:
+                        fn, key = on_pooled(fn), key + "/pooled"
                     terms.append(DistillTerm(key, fn, loss.weight, tap, tap))
                     student_stages.append(pair.student)
                     tap += 1
         seed_everything(r.seed + 1)  # both students start from the same weights
         model = self._build(spec, student_stages)
-        if kind == "scratch":
-            title = "[2/3] scratch student (CE only)"
+        if teacher is None:
+            title = f"{step}{kind} student (CE only)"
         else:
-            weighted = " + ".join(f"{loss.name}×{loss.weight:g}" for loss in r.distill.losses)
-            title = f"[3/3] distilled student (CE + {weighted})"
+            weighted = " + ".join(f"{loss.name}×{loss.weight:g}" for loss in losses)
+            title = f"{step}{kind} student (CE + {weighted})"
         print(f"{title}: {spec.model} on {spec.modality!r}")
         result = self._fit(
             model,
@@ -233,10 +266,9 @@ def run_recipe(recipe: Recipe, recipe_path: str | Path, runs_dir: str | Path | N
     )
     try:
         run = Run(recipe, run_dir, tracker, progress)
-        teacher_stages = [p.teacher for loss in recipe.distill.losses for p in loss.pairs]
-        teacher, teacher_info = run.teacher(teacher_stages)
-        scratch = run.student("scratch")
-        distilled = run.student("distilled", teacher)
+        teacher, teacher_info = run.teacher(step="[1/3] ")
+        scratch = run.student("scratch", step="[2/3] ")
+        distilled = run.student("distilled", teacher, step="[3/3] ")
         results = {
             "schema_version": RESULTS_SCHEMA_VERSION,
             "pldistill_version": __version__,

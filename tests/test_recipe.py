@@ -5,7 +5,7 @@ import yaml
 
 from pldistill.recipe import RecipeError, load_recipe, parse_recipe
 
-RECIPES = sorted(Path(__file__).parents[1].glob("recipes/**/*.yaml"))
+RECIPES = sorted(Path(__file__).parents[1].glob("recipes/*.yaml"))
 
 
 def minimal() -> dict:
@@ -140,10 +140,72 @@ def test_feature_loss_without_pairs_is_refused(tmp_path):
         load_recipe(_with_losses(tmp_path, [{"name": "at", "weight": 1.0}]))
 
 
-def test_rkd_with_batches_too_small_for_angles_is_refused(tmp_path):
-    path = _with_losses(tmp_path, [{"name": "rkd", "weight": 1.0, "pairs": [{"teacher": -1, "student": -1}]}], 2)
-    with pytest.raises(RecipeError, match=r"RKD's angle term needs batches of at least 3"):
+@pytest.mark.parametrize("name, batch, minimum", [("rkd", 2, 3), ("sp", 1, 2), ("cc", 1, 2)])
+def test_relational_losses_refuse_batches_too_small_at_load(tmp_path, name, batch, minimum):
+    path = _with_losses(tmp_path, [{"name": name, "weight": 1.0, "pairs": [{"teacher": -1, "student": -1}]}], batch)
+    with pytest.raises(RecipeError, match=rf"distill\.losses\.0: {name.upper()} compares samples within a batch "
+                                          rf"and needs batches of at least {minimum}; schedule.batch_size is {batch}"):
         load_recipe(path)
+
+
+def test_attention_transfer_on_a_1x1_layer_is_refused_with_the_sizes_to_pick_from(tmp_path):
+    raw = minimal()
+    raw["data"]["image_size"] = 16  # resnet10t's last stage (stride 32) is 1×1 at 16 px
+    raw["distill"]["losses"] = [{"name": "at", "weight": 1.0, "pairs": [{"teacher": 1, "student": 1},
+                                                                         {"teacher": -1, "student": -1}]}]
+    with pytest.raises(RecipeError, match=r"distill\.losses\.0\.pairs\.1\.teacher: stage -1 of resnet10t is 1×1 "
+                                          r"at 16 px.*attention map is a constant.*0: 8×8"):
+        load_recipe(write(tmp_path, raw))
+    raw["distill"]["losses"][0]["pairs"].pop()  # the 4×4 pair alone is fine
+    assert load_recipe(write(tmp_path, raw)).distill.losses[0].name == "at"
+
+
+def test_fixed_size_models_are_built_for_the_data_size_and_checked_there(tmp_path):
+    raw = minimal()
+    raw["data"]["image_size"] = 32
+    raw["student"]["model"] = "vit_tiny_patch16_224"  # built with img_size=32: a 2×2 token grid
+    raw["distill"]["losses"] = [{"name": "sp", "weight": 1.0, "pairs": "auto"}]
+    assert load_recipe(write(tmp_path, raw)).student.model == "vit_tiny_patch16_224"
+    raw["student"]["model"] = "mixer_s32_224"  # 32 px / patch 32 = one token: no map to attend over
+    raw["distill"]["losses"] = [{"name": "at", "weight": 1.0, "pairs": [{"teacher": 2, "student": -1}]}]
+    with pytest.raises(RecipeError, match=r"pairs\.0\.student: stage -1 of mixer_s32_224 is 1×1 at 32 px"):
+        load_recipe(write(tmp_path, raw))
+
+
+def _teacher_weights(tmp_path, num_classes):
+    import torch
+
+    from pldistill.models import build_model
+
+    path = tmp_path / f"teacher_{num_classes}.pt"
+    torch.save(build_model("resnet10t", 1, num_classes).state_dict(), path)
+    return path
+
+
+def test_kd_with_a_teacher_of_another_label_space_is_refused(tmp_path):
+    raw = minimal()
+    raw["teacher"].update(weights=str(_teacher_weights(tmp_path, 10)), train=False)
+    raw["distill"]["losses"] = [{"name": "sp", "weight": 1.0, "pairs": [{"teacher": -1, "student": -1}]},
+                                {"name": "kd", "weight": 1.0}]
+    with pytest.raises(RecipeError, match=r"distill\.losses\.1: KD needs the teacher and the student to predict "
+                                          r"the same classes.*predicts 10 classes and synthetic_shapes has 4"):
+        load_recipe(write(tmp_path, raw))
+    raw["distill"]["losses"].pop()  # feature losses need no shared label space
+    assert not load_recipe(write(tmp_path, raw)).teacher.train
+    raw["teacher"]["weights"] = str(_teacher_weights(tmp_path, 4))  # same classes: KD is fine
+    raw["distill"]["losses"].append({"name": "kd", "weight": 1.0})
+    assert len(load_recipe(write(tmp_path, raw)).distill.losses) == 2
+
+
+def test_teacher_used_as_is_needs_weights_and_missing_weights_are_named(tmp_path):
+    raw = minimal()
+    raw["teacher"]["train"] = False
+    with pytest.raises(RecipeError, match=r"teacher: train: false uses the teacher as it is, so it needs 'weights'"):
+        load_recipe(write(tmp_path, raw))
+    raw["teacher"]["weights"] = str(tmp_path / "nope.pt")
+    with pytest.raises(RecipeError, match=r"teacher\.weights: weights file .*nope\.pt not found: pldistill never "
+                                          r"downloads weights"):
+        load_recipe(write(tmp_path, raw))
 
 
 def test_unknown_loss_name_is_refused(tmp_path):
@@ -161,3 +223,29 @@ def test_auto_pairs_spread_by_relative_depth_and_end_last_to_last():
 def test_auto_pairs_are_resolved_at_load(tmp_path):
     recipe = load_recipe(_with_losses(tmp_path, [{"name": "fitnet", "weight": 1.0, "pairs": "auto"}]))
     assert [(p.teacher, p.student) for p in recipe.distill.losses[0].pairs] == [(1, 1), (3, 3), (4, 4)]
+
+
+def test_shipped_comparisons_validate_every_variant():
+    from pldistill.compare import load_comparison
+
+    files = sorted(Path(__file__).parents[1].glob("recipes/compare/*.yaml"))
+    assert files
+    for path in files:
+        comparison, base, variants = load_comparison(path)
+        assert set(variants) == set(comparison.variants)
+        assert all(v.data == base.data and v.teacher == base.teacher for v in variants.values())
+
+
+def test_a_bad_comparison_variant_is_named_before_anything_trains(tmp_path):
+    from pldistill.compare import load_comparison
+
+    base = write(tmp_path, minimal())
+    cmp = tmp_path / "cmp.yaml"
+    cmp.write_text(yaml.safe_dump({"name": "c", "base": base.name, "variants": {
+        "ok": [{"name": "sp", "weight": 1.0, "pairs": [{"teacher": -1, "student": -1}]}],
+        "bad": [{"name": "sp", "weight": 1.0, "pairs": [{"teacher": 9, "student": -1}]}]}}))
+    with pytest.raises(RecipeError, match=r"cmp\.yaml: variants\.bad\.0\.pairs\.0\.teacher: stage 9 is out of range"):
+        load_comparison(cmp)
+    cmp.write_text(yaml.safe_dump({"name": "c", "base": base.name, "variants": {"scratch": []}}))
+    with pytest.raises(RecipeError, match=r"cmp\.yaml: variants: .*'scratch'"):
+        load_comparison(cmp)

@@ -85,20 +85,11 @@ def test_sp_loss_is_bounded_by_four_over_b():
 
 
 def test_sp_loss_gradcheck_float64():
+    # float64 passes through the loss untouched, so the training function itself is checked
     teacher = torch.randn(4, 5, dtype=torch.float64)
     student = torch.randn(4, 3, 2, dtype=torch.float64, requires_grad=True)
-
-    def f(s):  # gradcheck needs float64 end to end; the public loss casts to float32
-        from pldistill.losses.sp import F
-
-        a_t, a_s = teacher.reshape(4, -1), s.reshape(4, -1)
-        g_t = F.normalize(a_t @ a_t.t(), dim=1)
-        g_s = F.normalize(a_s @ a_s.t(), dim=1)
-        return (g_t - g_s).pow(2).sum() / 16
-
-    assert torch.autograd.gradcheck(f, (student,))
-    # and the public loss agrees with that float64 function
-    assert sp_loss(teacher, student).item() == pytest.approx(f(student).item(), rel=1e-5)
+    assert sp_loss(teacher, student).dtype == torch.float64
+    assert torch.autograd.gradcheck(lambda s: sp_loss(teacher, s), (student,))
 
 
 def test_sp_loss_is_float32_under_low_precision_inputs():

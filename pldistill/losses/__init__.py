@@ -15,6 +15,7 @@ from .at import at_loss, attention_map
 from .cc import cc_loss, correlation_matrix
 from .fitnet import FitNetHint, fitnet_loss
 from .kd import kd_loss
+from .pooling import global_pool, on_pooled
 from .rkd import rkd_angle_loss, rkd_distance_loss, rkd_loss
 from .sp import similarity_matrix, sp_loss
 
@@ -38,6 +39,8 @@ __all__ = [
     "PARAMETRIC_LOSSES",
     "FitNetHint",
     "fitnet_loss",
+    "global_pool",
+    "on_pooled",
     "PairLoss",
     "at_loss",
     "attention_map",

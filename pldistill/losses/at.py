@@ -12,12 +12,14 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from .precision import at_least_float32
+
 
 def attention_map(activations: Tensor, p: float = 2.0, size: tuple[int, int] | None = None) -> Tensor:
     """(b, c, h, w) → (b, h·w) unit-norm spatial attention, optionally resized first."""
     if activations.dim() != 4:
         raise ValueError(f"attention transfer needs (b, c, h, w) feature maps, got {tuple(activations.shape)}")
-    q = activations.float().abs().pow(p).mean(1, keepdim=True)
+    q = at_least_float32(activations).abs().pow(p).mean(1, keepdim=True)
     if size is not None and tuple(q.shape[-2:]) != tuple(size):
         q = F.interpolate(q, size=size, mode="bilinear", align_corners=False)
     return F.normalize(q.flatten(1), dim=1)

@@ -14,17 +14,20 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from .checks import need_batch, same_batch
+from .precision import at_least_float32
+
 
 def correlation_matrix(embeddings: Tensor, gamma: float = 0.4, order: int = 2) -> Tensor:
-    e = F.normalize(embeddings.reshape(embeddings.shape[0], -1).float(), dim=1)
+    e = F.normalize(at_least_float32(embeddings.reshape(embeddings.shape[0], -1)), dim=1)
     dots = e @ e.t()
     scale = math.exp(-2 * gamma)
     return sum(scale * (2 * gamma) ** p / math.factorial(p) * dots.pow(p) for p in range(order + 1))
 
 
 def cc_loss(teacher: Tensor, student: Tensor, gamma: float = 0.4, order: int = 2) -> Tensor:
-    if teacher.shape[0] != student.shape[0]:
-        raise ValueError("correlation congruence needs the same batch on both sides")
+    same_batch(teacher, student, "correlation congruence")
+    need_batch(student, 2, "correlation congruence")
     b = student.shape[0]
     with torch.autocast(device_type=student.device.type, enabled=False):
         diff = correlation_matrix(teacher, gamma, order) - correlation_matrix(student, gamma, order)

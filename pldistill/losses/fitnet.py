@@ -17,6 +17,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .precision import at_least_float32
+
 
 def fitnet_loss(teacher: Tensor, regressed_student: Tensor) -> Tensor:
     """MSE after resizing the (already channel-matched) student map to the teacher's size."""
@@ -24,10 +26,10 @@ def fitnet_loss(teacher: Tensor, regressed_student: Tensor) -> Tensor:
         raise ValueError(
             f"FitNets: regressed student has {regressed_student.shape[1]} channels, teacher {teacher.shape[1]}"
         )
-    s = regressed_student.float()
+    s = at_least_float32(regressed_student)
     if s.shape[-2:] != teacher.shape[-2:]:
         s = F.interpolate(s, size=teacher.shape[-2:], mode="bilinear", align_corners=False)
-    return F.mse_loss(s, teacher.float())
+    return F.mse_loss(s, teacher.to(s.dtype))
 
 
 class FitNetHint(nn.Module):
@@ -39,4 +41,4 @@ class FitNetHint(nn.Module):
 
     def forward(self, teacher: Tensor, student: Tensor) -> Tensor:
         with torch.autocast(device_type=student.device.type, enabled=False):
-            return fitnet_loss(teacher, self.regressor(student.float()))
+            return fitnet_loss(teacher, self.regressor(student.to(self.regressor.weight.dtype)))

@@ -12,6 +12,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from .precision import at_least_float32
+
 
 def kd_loss(teacher_logits: Tensor, student_logits: Tensor, temperature: float = 4.0) -> Tensor:
     if teacher_logits.shape != student_logits.shape:
@@ -20,6 +22,6 @@ def kd_loss(teacher_logits: Tensor, student_logits: Tensor, temperature: float =
             f"student logits {tuple(student_logits.shape)}"
         )
     with torch.autocast(device_type=student_logits.device.type, enabled=False):
-        t = F.log_softmax(teacher_logits.float() / temperature, dim=1)
-        s = F.log_softmax(student_logits.float() / temperature, dim=1)
+        t = F.log_softmax(at_least_float32(teacher_logits) / temperature, dim=1)
+        s = F.log_softmax(at_least_float32(student_logits) / temperature, dim=1)
         return F.kl_div(s, t, reduction="batchmean", log_target=True) * temperature**2

@@ -14,14 +14,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from .checks import need_batch, same_batch
+from .precision import at_least_float32
+
 
 def _embed(x: Tensor) -> Tensor:
-    return x.reshape(x.shape[0], -1).float()
-
-
-def _need_batch(x: Tensor, minimum: int, what: str) -> None:
-    if x.shape[0] < minimum:
-        raise ValueError(f"RKD {what} needs a batch of at least {minimum} samples, got {x.shape[0]}")
+    return at_least_float32(x.reshape(x.shape[0], -1))
 
 
 def _normalised_distances(e: Tensor) -> Tensor:
@@ -32,7 +30,8 @@ def _normalised_distances(e: Tensor) -> Tensor:
 
 
 def rkd_distance_loss(teacher: Tensor, student: Tensor) -> Tensor:
-    _need_batch(student, 2, "distance")
+    same_batch(teacher, student, "RKD")
+    need_batch(student, 2, "RKD's distance term")
     with torch.autocast(device_type=student.device.type, enabled=False):
         with torch.no_grad():
             d_t = _normalised_distances(_embed(teacher))
@@ -46,7 +45,8 @@ def _angles(e: Tensor) -> Tensor:
 
 
 def rkd_angle_loss(teacher: Tensor, student: Tensor) -> Tensor:
-    _need_batch(student, 3, "angle")
+    same_batch(teacher, student, "RKD")
+    need_batch(student, 3, "RKD's angle term")
     with torch.autocast(device_type=student.device.type, enabled=False):
         with torch.no_grad():
             a_t = _angles(_embed(teacher))

@@ -14,23 +14,23 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from .checks import need_batch, same_batch
+from .precision import at_least_float32
+
 
 def similarity_matrix(activations: Tensor) -> Tensor:
     """Row-normalised b × b Gram matrix of a batch of activations, in float32.
 
     Rows of zeros stay zero (``F.normalize`` clamps the norm) instead of NaN.
     """
-    a = activations.reshape(activations.shape[0], -1).float()
+    a = at_least_float32(activations.reshape(activations.shape[0], -1))
     return F.normalize(a @ a.t(), p=2, dim=1)
 
 
 def sp_loss(teacher: Tensor, student: Tensor) -> Tensor:
     """‖G̃_t − G̃_s‖²_F / b² for one layer pair (unweighted)."""
-    if teacher.shape[0] != student.shape[0]:
-        raise ValueError(
-            f"SP needs the same batch on both sides: teacher has {teacher.shape[0]} samples, "
-            f"student {student.shape[0]}"
-        )
+    same_batch(teacher, student, "SP")
+    need_batch(student, 2, "SP")
     b = teacher.shape[0]
     with torch.autocast(device_type=teacher.device.type, enabled=False):
         diff = similarity_matrix(teacher) - similarity_matrix(student)

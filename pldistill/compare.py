@@ -1,0 +1,253 @@
+"""Loss comparisons: one base recipe, several distillation variants, several seeds, one table.
+
+A comparison file names a base recipe and replaces only its ``distill.losses``
+per variant, so every row shares the data, the teacher, the student's initial
+weights and the schedule; only the distillation loss differs. Per seed the
+teacher is trained (or reused from the cache) once and the scratch student
+once. Every variant is validated as a full recipe before anything trains.
+
+    runs/<comparison>/<timestamp>/
+        comparison.yaml    the comparison as resolved
+        seed<N>/           per seed: checkpoints/, metrics.jsonl, wandb/
+        cells.jsonl        one line per finished (seed, row): what --resume skips
+        comparison.json    every cell plus mean ± std per row
+        comparison.md      the table
+        comparison.png     the table, drawn
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import Field, ValidationError, field_validator
+
+from .recipe import LossSpec, Recipe, RecipeError, Section, _format_error, parse_recipe, read_yaml
+from .report import describe_losses
+
+VARIANT_NAME = r"^[a-z0-9][a-z0-9_+\-]*$"
+RESERVED = ("scratch", "teacher")
+
+
+class Comparison(Section):
+    name: str
+    base: str = Field(description="recipe file, relative to this file")
+    seeds: list[int] = Field(default_factory=lambda: [0, 1, 2], min_length=1)
+    variants: dict[str, list[LossSpec]] = Field(min_length=1, description="row name → distill.losses")
+
+    @field_validator("variants")
+    @classmethod
+    def _names(cls, variants: dict[str, list[LossSpec]]) -> dict[str, list[LossSpec]]:
+        import re
+
+        for name, losses in variants.items():
+            if not re.match(VARIANT_NAME, name) or name in RESERVED:
+                raise ValueError(
+                    f"variant name {name!r} must be lower-case letters, digits, _ + - and not one of {RESERVED}"
+                )
+            if not losses:
+                raise ValueError(f"variant {name!r} has no losses (the scratch row is always included)")
+        return variants
+
+
+def load_comparison(path: str | Path) -> tuple[Comparison, Recipe, dict[str, Recipe]]:
+    """Validate the comparison and every variant as a complete recipe; nothing trains yet."""
+    path = Path(path)
+    raw = read_yaml(path, "comparison")
+    if not isinstance(raw, dict):
+        raise RecipeError(f"{path}: a comparison must be a mapping of keys")
+    try:
+        comparison = Comparison.model_validate(raw)
+    except ValidationError as exc:
+        raise RecipeError("\n".join(_format_error(path, e, Comparison) for e in exc.errors())) from None
+    base_path = (path.parent / comparison.base).resolve()
+    base_raw = read_yaml(base_path)
+    base = parse_recipe(base_raw, base_path)
+    variants = {}
+    for name, losses in comparison.variants.items():
+        raw_variant = {**base_raw, "distill": {"losses": [loss.model_dump() for loss in losses]}}
+        try:
+            variants[name] = parse_recipe(raw_variant, path)
+        except RecipeError as err:  # point at the variant, not at the base recipe's key
+            raise RecipeError(str(err).replace("distill.losses", f"variants.{name}")) from None
+    return comparison, base, variants
+
+
+def _mean_std(values: list[float]) -> tuple[float, float]:
+    return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0
+
+
+def summarise(cells: list[dict], rows: list[str]) -> list[dict]:
+    """Mean ± std of accuracy per row over seeds, and the paired gain over scratch."""
+    scratch = {c["seed"]: c["test_acc"] for c in cells if c["row"] == "scratch"}
+    out = []
+    for row in rows:
+        mine = sorted((c for c in cells if c["row"] == row), key=lambda c: c["seed"])
+        if not mine:
+            continue
+        accs = [c["test_acc"] for c in mine]
+        gains = [c["test_acc"] - scratch[c["seed"]] for c in mine if c["seed"] in scratch]
+        mean, std = _mean_std(accs)
+        summary = {
+            "row": row,
+            "seeds": [c["seed"] for c in mine],
+            "test_acc": accs,
+            "mean": mean,
+            "std": std,
+            "seconds_mean": statistics.fmean(c["seconds"] for c in mine),
+            "losses": mine[0]["losses"],
+        }
+        if row not in RESERVED and gains:
+            summary["gain_mean"], summary["gain_std"] = _mean_std(gains)
+        out.append(summary)
+    return out
+
+
+def comparison_markdown(name: str, summary: list[dict], device: str, base: Recipe) -> str:
+    lines = [
+        f"# {name}: {len(summary[0]['seeds'])} seed(s), {base.student.model} on {base.student.modality!r}, "
+        f"teacher {base.teacher.model} on {base.teacher.modality!r}",
+        "",
+        f"Test accuracy of each row on {base.data.kind} ({base.data.num_test} test samples); "
+        f"mean ± std over seeds; gain is paired with the scratch student of the same seed. Device {device}.",
+        "",
+        "| row | losses | test acc (mean ± std) | per seed | gain over scratch | train s |",
+        "|---|---|---:|---|---:|---:|",
+    ]
+    for s in summary:
+        gain = f"{100 * s['gain_mean']:+.1f} ± {100 * s['gain_std']:.1f}" if "gain_mean" in s else ""
+        per_seed = " / ".join(f"{100 * a:.1f}" for a in s["test_acc"])
+        lines.append(
+            f"| {s['row']} | {s['losses']} | {100 * s['mean']:.1f} ± {100 * s['std']:.1f} | {per_seed} "
+            f"| {gain} | {s['seconds_mean']:.0f} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def plot_comparison(summary: list[dict], path: Path, title: str) -> None:
+    """Bars with std error bars and one dot per seed: the spread is part of the result."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(1.0 + 0.9 * len(summary), 3.6))
+    xs = range(len(summary))
+    colours = ["0.6" if s["row"] in RESERVED else "tab:blue" for s in summary]
+    ax.bar(xs, [100 * s["mean"] for s in summary], yerr=[100 * s["std"] for s in summary],
+           color=colours, capsize=3)
+    for x, s in zip(xs, summary):
+        ax.plot([x] * len(s["test_acc"]), [100 * a for a in s["test_acc"]], "k.", ms=4)
+    ax.set_xticks(list(xs), [s["row"] for s in summary], rotation=30, ha="right")
+    ax.set_ylabel("test accuracy (%)")
+    ax.set_title(title, fontsize=9)
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def _read_cells(run_dir: Path) -> list[dict]:
+    path = run_dir / "cells.jsonl"
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def run_comparison(
+    path: str | Path,
+    runs_dir: str | Path | None = None,
+    resume: str | Path | None = None,
+    seeds: list[int] | None = None,
+    progress: bool = True,
+) -> tuple[Path, list[dict]]:
+    """Train every (seed, row) not already in the folder's cells.jsonl; write the table."""
+    from .run import Run, _new_run_dir
+    from .tracking import Tracker
+
+    comparison, base, variants = load_comparison(path)
+    if seeds:
+        comparison = comparison.model_copy(update={"seeds": list(seeds)})
+    if resume is not None:
+        run_dir = Path(resume)
+        if not (run_dir / "comparison.yaml").exists():
+            raise RecipeError(f"{run_dir}: not a comparison folder (no comparison.yaml); nothing to resume")
+    else:
+        run_dir = _new_run_dir(Path(runs_dir or base.logging.runs_dir), comparison.name)
+        (run_dir / "comparison.yaml").write_text(yaml.safe_dump(comparison.model_dump(mode="json"), sort_keys=False))
+    cells = _read_cells(run_dir)
+    described = {name: "CE + " + describe_losses(v.distill.losses) for name, v in variants.items()}
+    specs = {name: [loss.model_dump(mode="json") for loss in v.distill.losses] for name, v in variants.items()}
+    changed = sorted({c["row"] for c in cells if c["row"] in specs and c.get("spec", specs[c["row"]]) != specs[c["row"]]})
+    if changed:
+        raise RecipeError(
+            f"{path}: variants {changed} changed since {run_dir} trained them; "
+            "start a new comparison (without --resume) so every seed of a row uses the same losses"
+        )
+    if resume is not None:  # the folder records what its rows were trained with
+        (run_dir / "comparison.yaml").write_text(yaml.safe_dump(comparison.model_dump(mode="json"), sort_keys=False))
+    done = {(c["seed"], c["row"]) for c in cells}
+    rows = ["scratch", *variants, "teacher"]
+    device = "cpu"
+    started = time.perf_counter()
+    for seed in comparison.seeds:
+        todo = [r for r in rows if (seed, r) not in done]
+        if not todo:
+            continue
+        recipe = base.model_copy(update={"seed": seed})
+        seed_dir = run_dir / f"seed{seed}"
+        seed_dir.mkdir(exist_ok=True)
+        tracker = Tracker(seed_dir, {"comparison": comparison.model_dump(mode="json"), "seed": seed},
+                          project=base.logging.project, group=comparison.name,
+                          name=f"{comparison.name}-seed{seed}", mode=base.logging.wandb)
+        try:
+            run = Run(recipe, seed_dir, tracker, progress)
+            device = str(run.device)
+            teacher, teacher_info = run.teacher(step=f"[seed {seed}] ")
+            new_cells = []
+            if "teacher" in todo and teacher_info["test_acc"] is not None:
+                new_cells.append({"row": "teacher", "test_acc": teacher_info["test_acc"],
+                                  "seconds": teacher_info["seconds"], "losses": "CE on the privileged modality"})
+            if "scratch" in todo:
+                result = run.student("scratch", step=f"[seed {seed}] ")
+                new_cells.append({"row": "scratch", "test_acc": result["test_acc"],
+                                  "seconds": result["seconds"], "losses": "CE"})
+            for name, variant in variants.items():
+                if name not in todo:
+                    continue
+                result = run.student(name, teacher, variant.distill.losses, step=f"[seed {seed}] ")
+                new_cells.append({"row": name, "test_acc": result["test_acc"], "seconds": result["seconds"],
+                                  "losses": described[name], "spec": specs[name]})
+                _append_cells(run_dir, seed, new_cells)
+                new_cells = []
+            _append_cells(run_dir, seed, new_cells)
+        finally:
+            tracker.finish()
+    cells = _read_cells(run_dir)
+    summary = summarise(cells, rows)
+    results: dict[str, Any] = {
+        "comparison": comparison.name,
+        "file": str(path),
+        "device": device,
+        "seconds": time.perf_counter() - started,
+        "rows": summary,
+        "cells": cells,
+    }
+    (run_dir / "comparison.json").write_text(json.dumps(results, indent=2))
+    (run_dir / "comparison.md").write_text(comparison_markdown(comparison.name, summary, device, base))
+    plot_comparison(summary, run_dir / "comparison.png",
+                    f"{comparison.name}: {base.student.model} ({base.student.modality}), "
+                    f"{len(comparison.seeds)} seed(s)")
+    return run_dir, summary
+
+
+def _append_cells(run_dir: Path, seed: int, cells: list[dict]) -> None:
+    """Append finished cells; one flushed line each, so a crash loses at most the row in training."""
+    with open(run_dir / "cells.jsonl", "a") as f:
+        for cell in cells:
+            f.write(json.dumps({"seed": seed, **cell}) + "\n")
+        f.flush()

@@ -1,0 +1,95 @@
+"""Cross-field recipe checks: does each loss fit the layers, batches and label spaces it is given?
+
+Run at load, after the types are valid and before anything trains. The model
+layouts come from a forward pass on the meta device (no memory, no weights),
+so a recipe that cannot work fails in a second with the key to change, instead
+of after the teacher has trained for an hour.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .models import WeightsError, classifier_outputs, feature_shapes, read_state_dict
+from .recipe import Recipe, RecipeError
+
+# Losses that compare samples within a batch, and the smallest batch each can use.
+MIN_BATCH = {"sp": 2, "cc": 2, "rkd": 3}  # RKD's angle term needs triplets
+SPATIAL_LOSSES = {"at": "attention transfer", "fitnet": "a FitNets hint"}
+
+
+def check_recipe(recipe: Recipe, path: Path) -> None:
+    _check_weights(recipe, path)
+    shapes = {
+        role: feature_shapes(spec.model, recipe.data.channels(spec.modality), recipe.data.image_size)
+        for role, spec in (("teacher", recipe.teacher), ("student", recipe.student))
+    }
+    for i, loss in enumerate(recipe.distill.losses):
+        where = f"{path}: distill.losses.{i}"
+        minimum = MIN_BATCH.get(loss.name, 1)
+        if recipe.schedule.batch_size < minimum:
+            raise RecipeError(
+                f"{where}: {loss.name.upper()} compares samples within a batch and needs batches of at least "
+                f"{minimum}; schedule.batch_size is {recipe.schedule.batch_size}"
+            )
+        for j, pair in enumerate(loss.pairs):
+            for role, layout in shapes.items():
+                index, n = getattr(pair, role), len(layout)
+                if not -n <= index < n:
+                    model = getattr(recipe, role).model
+                    raise RecipeError(
+                        f"{where}.pairs.{j}.{role}: stage {index} is out of range; "
+                        f"{model} has {n} stages (use 0..{n - 1} or -1..-{n})"
+                    )
+            if loss.name in SPATIAL_LOSSES:
+                _check_spatial_pair(recipe, loss.name, pair, shapes, f"{where}.pairs.{j}")
+        if loss.name == "kd":
+            _check_label_space(recipe, where)
+
+
+def _check_spatial_pair(recipe: Recipe, name: str, pair, shapes: dict, where: str) -> None:
+    """AT and FitNets compare where in the image a layer responds: both sides need real maps."""
+    what = SPATIAL_LOSSES[name]
+    for role, layout in shapes.items():
+        index = getattr(pair, role)
+        shape = layout[index]
+        model = getattr(recipe, role).model
+        sizes = ", ".join(f"{k}: {'×'.join(map(str, s[1:]))}" for k, s in enumerate(layout) if len(s) == 3)
+        if len(shape) != 3:
+            raise RecipeError(
+                f"{where}.{role}: {what} needs a (channels, height, width) feature map, but stage {index} of "
+                f"{model} gives {shape}; use sp, rkd or cc for token or vector features"
+            )
+        if name == "at" and shape[1] * shape[2] == 1:
+            raise RecipeError(
+                f"{where}.{role}: stage {index} of {model} is 1×1 at {recipe.data.image_size} px, so its "
+                f"attention map is a constant and attention transfer would always be 0; pick a stage with a "
+                f"spatial map (stage: size = {sizes}) or a larger data.image_size"
+            )
+
+
+def _check_label_space(recipe: Recipe, where: str) -> None:
+    """KD compares class probabilities: the teacher must predict the student's classes."""
+    if recipe.teacher.train:
+        return  # trained here, on the student's labels
+    classes = recipe.data.classes
+    outputs = classifier_outputs(recipe.teacher.model, read_state_dict(recipe.teacher.weights))
+    if outputs != len(classes):
+        teacher_has = "has no classifier" if outputs is None else f"predicts {outputs} classes"
+        raise RecipeError(
+            f"{where}: KD needs the teacher and the student to predict the same classes, but the teacher "
+            f"(teacher.weights, used as-is with teacher.train: false) {teacher_has} and {recipe.data.kind} "
+            f"has {len(classes)}; use a feature loss (sp, rkd, cc, at) or train the teacher on these "
+            "classes (teacher.train: true)"
+        )
+
+
+def _check_weights(recipe: Recipe, path: Path) -> None:
+    for role in ("teacher", "student"):
+        spec = getattr(recipe, role)
+        if spec.weights is None:
+            continue
+        try:
+            read_state_dict(spec.weights)
+        except WeightsError as err:
+            raise RecipeError(f"{path}: {role}.weights: {err}") from None
