@@ -38,6 +38,16 @@ def _compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def _report(args: argparse.Namespace) -> int:
+    from .html_report import build_report, compare_runs
+
+    for run_dir in args.run_dirs:
+        print(f"report: {build_report(run_dir)}")
+    if len(args.run_dirs) > 1:
+        print(f"side by side: {compare_runs(args.run_dirs, args.out)}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="pldistill",
@@ -66,6 +76,15 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--runs-dir", type=Path, default=None, help="where the folder goes (default: the base recipe's)")
     compare.add_argument("--quiet", action="store_true", help="no progress output")
     compare.set_defaults(func=_compare)
+    report = sub.add_parser(
+        "report",
+        help="(re)build report.html of run folders; with several, also a side-by-side page",
+        epilog="example: pldistill report runs/depth_to_rgb/20261125-101500 runs/depth_to_rgb/20261125-103000",
+    )
+    report.add_argument("run_dirs", type=Path, nargs="+", help="finished run folders (with results.json)")
+    report.add_argument("--out", type=Path, default=Path("runs/_compared"),
+                        help="folder for the side-by-side page (default: runs/_compared)")
+    report.set_defaults(func=_report)
     return parser
 
 

@@ -208,6 +208,7 @@ def run_comparison(
             run = Run(recipe, seed_dir, tracker, progress)
             device = str(run.device)
             teacher, teacher_info = run.teacher(step=f"[seed {seed}] ")
+            run.attach_probe(teacher)
             new_cells = []
             if "teacher" in todo and teacher_info["test_acc"] is not None:
                 new_cells.append({"row": "teacher", "test_acc": teacher_info["test_acc"],

@@ -157,6 +157,14 @@ class Logging(Section):
     wandb: Literal["offline", "online", "disabled"] = "offline"
     project: str = "pldistill"
     runs_dir: str = "runs"
+    probe_size: int = Field(256, ge=0, description="validation samples for alignment metrics each epoch; 0 = off")
+    probe_knn: int = Field(10, gt=0, description="k of the mutual k-NN overlap")
+
+    @model_validator(mode="after")
+    def _probe_fits_knn(self) -> "Logging":
+        if 0 < self.probe_size <= self.probe_knn:
+            raise ValueError(f"probe_size ({self.probe_size}) must exceed probe_knn ({self.probe_knn}), or be 0")
+        return self
 
 
 class Recipe(Section):

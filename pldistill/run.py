@@ -33,8 +33,10 @@ from .checkpoint import CheckpointError, load_checkpoint, save_atomic
 from .data import JointTransform, ModalityView, build_datasets
 from .data.synthetic_shapes import default_cache_dir
 from .losses import LOSSES, PARAMETRIC_LOSSES, on_pooled
+from .probe import AlignmentProbe
 from .models import TappedModel, build_model, classifier_outputs, count_parameters, read_state_dict
 from .recipe import Recipe
+from .html_report import build_report
 from .report import results_markdown
 from .tracking import Tracker
 from .train import DistillTerm, FitResult, evaluate, fit, pick_device, seed_everything
@@ -83,6 +85,19 @@ class Run:
         self.device = pick_device(recipe.schedule.device)
         self.train_set, self.test_set = build_datasets(recipe.data)
         self.num_classes = len(self.train_set.classes)
+        self.probe: AlignmentProbe | None = None
+
+    def attach_probe(self, teacher: TappedModel) -> None:
+        """Measure every student against ``teacher`` on a fixed validation slice, each epoch."""
+        r = self.recipe
+        if r.logging.probe_size == 0:
+            return
+        pairs = [(p.teacher, p.student) for loss in r.distill.losses for p in loss.pairs]
+        self.probe = AlignmentProbe(
+            self.test_set, teacher, r.teacher.modality, r.student.modality,
+            list(dict.fromkeys(pairs)) or [(-1, -1)], r.logging.probe_size, r.logging.probe_knn,
+            self.device, r.schedule.channels_last,
+        )
 
     # -- data views ------------------------------------------------------------
     def train_loader(self, modalities: list[str], seed: int) -> DataLoader:
@@ -234,7 +249,11 @@ class Run:
             teacher=teacher,
             teacher_modality=r.teacher.modality,
             terms=terms,
+            epoch_metrics=self.probe.measure if self.probe else None,
         )
+        alignment = {k: v for k, v in result.history[-1].items() if k.startswith("align/")}
+        if self.probe is not None and self.probe.snapshot is not None:
+            self.probe.snapshot.save(self.run_dir / "alignment" / f"student_{kind}.npz")
         save_atomic(
             {"state_dict": model.model.state_dict(), "model": spec.model, "modality": spec.modality},
             self.run_dir / "checkpoints" / f"student_{kind}.pt",
@@ -246,8 +265,21 @@ class Run:
             "params": count_parameters(model.model),
             "test_acc": result.test_acc,
             "seconds": result.seconds,
+            "alignment": alignment,
             "history": result.history,
         }
+
+
+def _report(run_dir: Path, tracker: Tracker) -> None:
+    """report.html and its figures, also sent to W&B; a drawing failure never costs the results."""
+    try:
+        page = build_report(run_dir)
+    except Exception as exc:  # noqa: BLE001 - the run's results are already on disk
+        print(f"pldistill: could not draw the report ({type(exc).__name__}: {exc}); "
+              f"rebuild it later with: pldistill report {run_dir}")
+        return
+    tracker.log_images({f"figures/{p.stem}": p for p in sorted((run_dir / "figures").glob("*.png"))})
+    print(f"report: {page}")
 
 
 def run_recipe(recipe: Recipe, recipe_path: str | Path, runs_dir: str | Path | None = None, progress: bool = True) -> RunOutput:
@@ -267,6 +299,7 @@ def run_recipe(recipe: Recipe, recipe_path: str | Path, runs_dir: str | Path | N
     try:
         run = Run(recipe, run_dir, tracker, progress)
         teacher, teacher_info = run.teacher(step="[1/3] ")
+        run.attach_probe(teacher)
         scratch = run.student("scratch", step="[2/3] ")
         distilled = run.student("distilled", teacher, step="[3/3] ")
         results = {
@@ -296,8 +329,12 @@ def run_recipe(recipe: Recipe, recipe_path: str | Path, runs_dir: str | Path | N
                 "student_scratch/test_acc": scratch["test_acc"],
                 "student_distilled/test_acc": distilled["test_acc"],
                 "distill_gain": results["distill_gain"],
+                **{f"student_{k}/{m}": v for k in ("scratch", "distilled")
+                   for m, v in results["students"][k]["alignment"].items()},
             }
         )
+        (run_dir / "results.json").write_text(json.dumps(results, indent=2))
+        _report(run_dir, tracker)
     finally:
         tracker.finish()
     results["wandb"] = {"mode": tracker.mode, "dir": str(tracker.wandb_dir or ""), "sync": tracker.sync_hint}

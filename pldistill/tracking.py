@@ -68,6 +68,18 @@ class Tracker:
                 self._wandb_run = None
         self.step += 1
 
+    def log_images(self, images: dict[str, Path]) -> None:
+        """PNG files as W&B images (one history row); the files themselves stay in the run folder."""
+        if self._wandb_run is None or not images:
+            return
+        try:
+            import wandb
+
+            self._wandb_run.log({k: wandb.Image(str(p)) for k, p in images.items()}, step=self.step)
+            self.step += 1
+        except Exception as exc:
+            self._warn(f"W&B image logging failed ({exc}); the figures are in the run folder")
+
     def summary(self, values: dict[str, Any]) -> None:
         if self._wandb_run is not None:
             try:

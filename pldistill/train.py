@@ -138,6 +138,7 @@ def fit(
     log: Log | None = None,
     prefix: str = "model",
     progress: bool = True,
+    epoch_metrics: Callable[[TappedModel], dict[str, float]] | None = None,
 ) -> FitResult:
     """Train ``model`` for ``epochs``: AdamW/SGD, linear warm-up, then per-step cosine decay.
 
@@ -165,6 +166,7 @@ def fit(
     start = time.perf_counter()
     step = 0
     for epoch in range(epochs):
+        epoch_start = time.perf_counter()
         sums: dict[str, float] = {}
         correct = seen = 0
         # Bars only on a terminal; logs (CI, nohup) get the one-line epoch summary below.
@@ -198,7 +200,10 @@ def fit(
             bar.set_postfix(loss=f"{sums['loss'] / seen:.3f}")
         record = {f"train/{k}": v / seen for k, v in sums.items()}
         record["train/acc"] = correct / seen
+        record["train/seconds"] = time.perf_counter() - epoch_start
         record["val/acc"] = evaluate(model, test_loader, modality, device, channels_last)
+        if epoch_metrics is not None:  # e.g. teacher/student alignment on the probe set
+            record.update(epoch_metrics(model))
         record["lr"] = sched.get_last_lr()[0]
         record["epoch"] = epoch + 1
         history.append(record)

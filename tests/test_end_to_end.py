@@ -3,6 +3,7 @@
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import yaml
@@ -11,6 +12,7 @@ from torch.utils.data import DataLoader
 from pldistill.cli import main
 from pldistill.data import ModalityView, SyntheticShapes
 from pldistill.models import TappedModel, build_model
+from pldistill.probe import AlignmentProbe
 from pldistill.train import evaluate
 from pldistill.wandb_offline import read_offline_run
 
@@ -85,6 +87,60 @@ def test_wandb_offline_run_reads_back_what_was_logged(tiny_run):
     assert len(sp_terms) == 4 and all(v > 0 for v in sp_terms)
     assert run.summary["student_scratch/test_acc"] == pytest.approx(results["students"]["scratch"]["test_acc"])
     assert results["wandb"]["sync"].startswith("wandb sync ")
+
+
+def test_alignment_is_measured_every_epoch_and_reproduced_from_the_saved_models(tiny_run):
+    _, run_dir, results = tiny_run
+    key = "align/simcorr/t4-s4"
+    for kind in ("scratch", "distilled"):
+        history = results["students"][kind]["history"]
+        assert [h["epoch"] for h in history if key in h] == [1, 2, 3, 4]
+        assert 0 <= results["students"][kind]["alignment"]["align/cka/t4-s4"] <= 1
+    # the logged end-of-training values are what the saved models give on the probe set
+    load = lambda name: torch.load(run_dir / "checkpoints" / f"{name}.pt", weights_only=True)["state_dict"]
+    teacher, student = build_model("resnet10t", 1, 4), build_model("mobilenetv3_small_100", 3, 4)
+    teacher.load_state_dict(load("teacher"))
+    student.load_state_dict(load("student_distilled"))
+    probe = AlignmentProbe(SyntheticShapes("test", 400, image_size=32, seed=0), TappedModel(teacher), "depth", "rgb",
+                           [(-1, -1)], 256, 10, torch.device("cpu"), channels_last=True)
+    again = probe.measure(TappedModel(student))
+    logged = results["students"]["distilled"]["alignment"]
+    for name in ("align/cka/t4-s4", "align/simcorr/t4-s4", "align/mknn/t4-s4", "align/agreement"):
+        assert again[name] == pytest.approx(logged[name], abs=1e-6), name
+    snapshot = np.load(run_dir / "alignment" / "student_distilled.npz")
+    assert snapshot["cka_grid"].shape == (5, 5)
+    assert snapshot["teacher_similarity"].shape == (256, 256)
+    assert (np.diff(snapshot["labels"]) >= 0).all()  # grouped by class for the picture
+
+
+def test_report_holds_every_figure_and_wandb_holds_the_same_images(tiny_run):
+    _, run_dir, _ = tiny_run
+    page = (run_dir / "report.html").read_text()
+    for name in ("curves", "alignment", "similarity", "cka_grid"):
+        png = run_dir / "figures" / f"{name}.png"
+        assert png.read_bytes()[:4] == b"\x89PNG" and f"src='figures/{name}.png'" in page
+    (offline,) = (run_dir / "wandb").glob("offline-run-*")
+    run = read_offline_run(offline)
+    images = {k.removesuffix("/_type"): row[k.removesuffix("/_type") + "/path"]
+              for row in run.history for k, v in row.items() if k.endswith("/_type") and v == "image-file"}
+    assert set(images) == {"figures/curves", "figures/alignment", "figures/similarity", "figures/cka_grid"}
+    assert all((offline / "files" / path).is_file() for path in images.values())
+    aligned = [row for row in run.history if "student_distilled/align/cka/t4-s4" in row]
+    assert len(aligned) == 4
+
+
+def test_report_command_rebuilds_one_run_and_compares_several(tiny_run, tmp_path, capsys):
+    _, run_dir, _ = tiny_run
+    (run_dir / "report.html").unlink()
+    for png in (run_dir / "figures").glob("*.png"):
+        png.unlink()
+    assert main(["report", str(run_dir), str(run_dir), "--out", str(tmp_path / "both")]) == 0
+    assert len(list((run_dir / "figures").glob("*.png"))) == 4
+    assert "<h2>similarity</h2>" in (run_dir / "report.html").read_text()
+    side = (tmp_path / "both" / "report.html").read_text()
+    assert side.count("<tr>") == 3 and "distilled CKA per pair" in side
+    assert main(["report", str(tmp_path)]) == 2
+    assert "no results.json" in capsys.readouterr().err
 
 
 def test_second_run_reuses_the_cached_teacher(tiny_run, tmp_path):

@@ -1,0 +1,142 @@
+"""report.html: one self-contained page per run folder, rebuilt from its files at any time.
+
+Reads only what the run wrote (results.json, alignment/*.npz), draws the
+figures into figures/ and links them with relative paths, so the page opens
+from disk with no server. ``compare_runs`` puts several runs side by side.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from pathlib import Path
+
+from . import figures
+from .probe import ProbeSnapshot
+
+STYLE = """
+body { font-family: system-ui, sans-serif; max-width: 1100px; margin: 2em auto; color: #222; }
+table { border-collapse: collapse; margin: 1em 0; } td, th { border: 1px solid #ccc; padding: 4px 8px; }
+th { background: #f4f4f4; } td.num { text-align: right; font-variant-numeric: tabular-nums; }
+img { max-width: 100%; border: 1px solid #eee; margin: 0.5em 0; } .note { color: #555; font-size: 0.9em; }
+"""
+
+
+def _pct(x) -> str:
+    return "n/a" if x is None else f"{100 * x:.1f}%"
+
+
+def _table(header: list[str], rows: list[list]) -> str:
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+    body = "".join(
+        "<tr>" + "".join(
+            f"<td class='num'>{html.escape(str(c))}</td>" if isinstance(c, (int, float)) or str(c).endswith("%")
+            else f"<td>{html.escape(str(c))}</td>" for c in row
+        ) + "</tr>"
+        for row in rows
+    )
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def _histories(results: dict) -> dict[str, list[dict]]:
+    out = {"teacher": results["teacher"].get("history", [])}
+    out.update({f"student_{k}": v["history"] for k, v in results["students"].items()})
+    return out
+
+
+def _snapshots(run_dir: Path) -> dict[str, ProbeSnapshot]:
+    files = sorted((run_dir / "alignment").glob("student_*.npz"), key=lambda p: (p.stem != "student_scratch", p.stem))
+    return {p.stem: ProbeSnapshot.load(p) for p in files}  # scratch first: the baseline to read against
+
+
+def _alignment_rows(results: dict) -> tuple[list[str], list[list]]:
+    students = results["students"]
+    keys = sorted({k for s in students.values() for k in s.get("alignment", {}) if k != "align/seconds"})
+    rows = [[k.removeprefix("align/")] + [f"{s.get('alignment', {}).get(k, float('nan')):.3f}"
+                                          for s in students.values()] for k in keys]
+    return ["metric (end of training)"] + [f"student: {k}" for k in students], rows
+
+
+def draw_figures(run_dir: Path, results: dict) -> dict[str, Path]:
+    """The run's pictures as PNG files under figures/; also what W&B receives."""
+    out = run_dir / "figures"
+    histories = _histories(results)
+    drawn = {
+        "curves": figures.curves_figure(histories, out / "curves.png"),
+        "alignment": figures.alignment_figure({k: v for k, v in histories.items() if k != "teacher"},
+                                              out / "alignment.png"),
+    }
+    snapshots = _snapshots(run_dir)
+    if snapshots:
+        drawn["similarity"] = figures.similarity_figure(snapshots, out / "similarity.png")
+        drawn["cka_grid"] = figures.cka_grid_figure(snapshots, out / "cka_grid.png")
+    return drawn
+
+
+def build_report(run_dir: str | Path) -> Path:
+    run_dir = Path(run_dir)
+    results_file = run_dir / "results.json"
+    if not results_file.exists():
+        raise FileNotFoundError(f"{run_dir}: no results.json; is this a finished pldistill run folder?")
+    results = json.loads(results_file.read_text())
+    drawn = draw_figures(run_dir, results)
+    t, s = results["teacher"], results["students"]
+    roles = [["teacher", t["model"], t["modality"], _pct(t["test_acc"])]] + [
+        [f"student: {k}", v["model"], v["modality"], _pct(v["test_acc"])] for k, v in s.items()
+    ]
+    header, rows = _alignment_rows(results)
+    captions = {
+        "curves": "Training cross-entropy and test accuracy per epoch; each model is tested on its own modality.",
+        "alignment": "Alignment with the teacher on the probe set per epoch: linear CKA, correlation of the "
+                     "similarity matrices (what SP optimises), mutual k-NN overlap, top-1 agreement.",
+        "similarity": "Row-normalised similarity matrices on the probe set, samples grouped by class: the "
+                      "teacher's block structure is what a distilled student should inherit.",
+        "cka_grid": "Linear CKA of every teacher stage (rows) with every student stage (columns).",
+    }
+    parts = [
+        f"<h1>{html.escape(results['recipe'])} — seed {results['seed']}</h1>",
+        f"<p class='note'>{html.escape(results['dataset']['kind'])}: {results['dataset']['num_train']} train / "
+        f"{results['dataset']['num_test']} test samples; device {html.escape(results['device'])}; "
+        f"distillation gain {100 * results['distill_gain']:+.1f} points. Run folder: "
+        f"{html.escape(str(run_dir))}</p>",
+        _table(["role", "model", "modality", "test accuracy"], roles),
+    ]
+    if rows:
+        parts.append(_table(header, rows))
+    for key, path in drawn.items():
+        parts.append(f"<h2>{key.replace('_', ' ')}</h2><p class='note'>{html.escape(captions[key])}</p>"
+                     f"<img src='{path.relative_to(run_dir)}' alt='{key}'>")
+    page = run_dir / "report.html"
+    page.write_text(_page(f"pldistill: {results['recipe']}", parts))
+    return page
+
+
+def _page(title: str, parts: list[str]) -> str:
+    return (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+            f"<style>{STYLE}</style></head><body>{''.join(parts)}</body></html>\n")
+
+
+def compare_runs(run_dirs: list[str | Path], out: str | Path) -> Path:
+    """Several runs side by side: one results table and overlaid curves of every student."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    runs = [(Path(d), json.loads((Path(d) / "results.json").read_text())) for d in run_dirs]
+    rows, histories = [], {}
+    for run_dir, r in runs:
+        label = f"{r['recipe']}/s{r['seed']}/{run_dir.name}"
+        d = r["students"]["distilled"]
+        rows.append([label, _pct(r["teacher"]["test_acc"]), _pct(r["students"]["scratch"]["test_acc"]),
+                     _pct(d["test_acc"]), f"{100 * r['distill_gain']:+.1f}",
+                     " / ".join(f"{k.removeprefix('align/')} {v:.2f}" for k, v in d.get("alignment", {}).items()
+                                if k.startswith("align/cka/"))])
+        histories.update({f"{label} {k}": v["history"] for k, v in r["students"].items()})
+    curves = figures.curves_figure(histories, out / "curves.png")
+    align = figures.alignment_figure(histories, out / "alignment.png")
+    parts = [
+        f"<h1>{len(runs)} runs side by side</h1>",
+        _table(["run", "teacher", "scratch", "distilled", "gain (points)", "distilled CKA per pair"], rows),
+        f"<h2>curves</h2><img src='{curves.name}'><h2>alignment</h2><img src='{align.name}'>",
+    ]
+    page = out / "report.html"
+    page.write_text(_page("pldistill: runs compared", parts))
+    return page
