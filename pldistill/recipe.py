@@ -222,7 +222,9 @@ def _format_error(path: Path, err: dict, root: type[BaseModel] | None = None) ->
     if err["type"] == "missing":
         return f"{path}: {key}: required key is missing"
     msg = err["msg"].removeprefix("Value error, ")
-    return f"{path}: {key}: {msg} (got {err.get('input')!r})"
+    got = err.get("input")
+    shown = "" if isinstance(got, (dict, list)) else f" (got {got!r})"  # a whole section says nothing new
+    return f"{path}: {key}: {msg}{shown}"
 
 
 def parse_recipe(raw: Any, source: str | Path = "<recipe>") -> Recipe:

@@ -67,3 +67,16 @@ def test_relational_losses_refuse_a_batch_of_one_with_a_clear_message(loss):
     one = torch.randn(1, 5)
     with pytest.raises(ValueError, match="at least 2 of them, got 1; raise schedule.batch_size"):
         loss(one, one)
+
+
+def test_pooled_losses_compare_global_average_embeddings():
+    from pldistill.losses import global_pool, on_pooled
+
+    t, s = torch.randn(6, 8, 3, 3), torch.randn(6, 4, 2, 2)
+    assert global_pool(t).shape == (6, 8)
+    torch.testing.assert_close(global_pool(t), t.mean(dim=(2, 3)))
+    for loss in (sp_loss, rkd_loss, cc_loss):
+        torch.testing.assert_close(on_pooled(loss)(t, s), loss(t.mean(dim=(2, 3)), s.mean(dim=(2, 3))))
+    # pooling discards where things are: a spatial shuffle changes nothing
+    shuffled = s.flatten(2)[:, :, torch.randperm(4)].reshape(6, 4, 2, 2)
+    torch.testing.assert_close(on_pooled(sp_loss)(t, s), on_pooled(sp_loss)(t, shuffled))

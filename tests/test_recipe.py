@@ -208,6 +208,15 @@ def test_teacher_used_as_is_needs_weights_and_missing_weights_are_named(tmp_path
         load_recipe(write(tmp_path, raw))
 
 
+def test_pool_is_refused_for_losses_that_need_maps_or_logits(tmp_path):
+    path = _with_losses(tmp_path, [{"name": "at", "weight": 1.0, "pool": True, "pairs": [{"teacher": -1, "student": -1}]}])
+    with pytest.raises(RecipeError, match=r"distill\.losses\.0: 'pool' applies to \['cc', 'rkd', 'sp'\]; 'at' needs "
+                                          r"spatial maps$"):
+        load_recipe(path)
+    ok = [{"name": n, "weight": 1.0, "pool": True, "pairs": [{"teacher": -1, "student": -1}]} for n in ("sp", "rkd", "cc")]
+    assert all(loss.pool for loss in load_recipe(_with_losses(tmp_path, ok)).distill.losses)
+
+
 def test_unknown_loss_name_is_refused(tmp_path):
     with pytest.raises(RecipeError, match=r"distill\.losses\.0\.name"):
         load_recipe(_with_losses(tmp_path, [{"name": "crd", "weight": 1.0}]))
