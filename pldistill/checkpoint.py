@@ -31,6 +31,12 @@ def save_atomic(obj: Any, path: str | Path) -> Path:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        raise CheckpointError(
+            f"could not write checkpoint {path} ({exc.strerror or exc}); the previous version, if any, is "
+            "untouched; free disk space (or move runs_dir) and resume the run"
+        ) from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
@@ -51,6 +57,6 @@ def load_checkpoint(path: str | Path) -> dict:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # corrupt, truncated, or holding code objects
         raise CheckpointError(
-            f"checkpoint {path} cannot be loaded safely ({type(exc).__name__}: {str(exc)[:200]}); "
+            f"checkpoint {path} cannot be loaded safely ({type(exc).__name__}: {' '.join(str(exc).split())[:200]}); "
             "it is corrupt or holds objects other than tensors and plain data"
         ) from None

@@ -12,13 +12,25 @@ for _name, _value in {"WANDB_MODE": "offline", "HF_HUB_OFFLINE": "1", "NO_ALBUME
 
 
 def _run(args: argparse.Namespace) -> int:
-    from .recipe import load_recipe
+    from .recipe import RecipeError, load_recipe
     from .run import run_recipe
 
-    recipe = load_recipe(args.recipe)
+    from .run import ResumeError, find_interrupted
+
+    if args.recipe is None and args.resume is None:
+        raise RecipeError("give a recipe file, or --resume RUN_DIR")
+    if args.recipe is None and not (args.resume / "recipe.yaml").exists():
+        raise ResumeError(f"{args.resume}: not a run folder (no recipe.yaml); nothing to resume")
+    recipe_path = args.recipe or args.resume / "recipe.yaml"
+    recipe = load_recipe(recipe_path)
     if args.seed is not None:
         recipe = recipe.model_copy(update={"seed": args.seed})
-    out = run_recipe(recipe, args.recipe, runs_dir=args.runs_dir, progress=not args.quiet)
+    resume = args.resume
+    if resume is None and not args.fresh:
+        resume = find_interrupted(recipe, args.runs_dir)
+        if resume is not None:
+            print(f"found an interrupted run of this recipe: {resume} (use --fresh to start over)")
+    out = run_recipe(recipe, recipe_path, runs_dir=args.runs_dir, progress=not args.quiet, resume=resume)
     print()
     print((out.run_dir / "results.md").read_text())
     print(f"run folder: {out.run_dir}")
@@ -57,9 +69,15 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser(
         "run",
         help="train the teacher, the scratch and the distilled student; write a run folder",
-        epilog="example: pldistill run recipes/depth_to_rgb.yaml --seed 1",
+        epilog="examples: pldistill run recipes/depth_to_rgb.yaml --seed 1\n"
+               "          pldistill run --resume runs/depth_to_rgb/20261125-101500",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    run.add_argument("recipe", type=Path, help="recipe YAML file, e.g. recipes/depth_to_rgb.yaml")
+    run.add_argument("recipe", type=Path, nargs="?", help="recipe YAML file, e.g. recipes/depth_to_rgb.yaml")
+    run.add_argument("--resume", type=Path, default=None,
+                     help="continue this interrupted run folder (its recipe.yaml is used when no recipe is given)")
+    run.add_argument("--fresh", action="store_true",
+                     help="start a new run folder even if an interrupted run of the same recipe exists")
     run.add_argument("--seed", type=int, default=None, help="override the recipe's seed")
     run.add_argument("--runs-dir", type=Path, default=None, help="where run folders go (default: the recipe's)")
     run.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -90,12 +108,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     from .checkpoint import CheckpointError
+    from .models import WeightsError
     from .recipe import RecipeError
+    from .run import ResumeError
 
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (RecipeError, CheckpointError, FileNotFoundError) as exc:
+    except (RecipeError, CheckpointError, FileNotFoundError, ResumeError, WeightsError, FloatingPointError) as exc:
         print(f"pldistill: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

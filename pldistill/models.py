@@ -44,7 +44,11 @@ def read_state_dict(path: str | Path) -> dict[str, Tensor]:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
-        raise WeightsError(f"{path}: not a loadable tensor file ({type(exc).__name__}: {exc})") from None
+        detail = " ".join(str(exc).split())[:200]
+        raise WeightsError(
+            f"{path}: not a loadable tensor file ({type(exc).__name__}: {detail}); pldistill loads weights with "
+            "weights_only=True, so files holding code or arbitrary objects are refused"
+        ) from None
     if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
         state = state["state_dict"]  # a pldistill checkpoint
     if not isinstance(state, dict) or not all(isinstance(v, Tensor) for v in state.values()):
@@ -67,32 +71,45 @@ def classifier_outputs(name: str, state: dict[str, Tensor]) -> int | None:
     return None
 
 
-def _fit_state_to(model: nn.Module, name: str, state: dict[str, Tensor], path: Path) -> dict[str, Tensor]:
-    """Adapt a foreign checkpoint the way timm adapts pretrained weights.
+def checked_state(model: nn.Module, name: str, path: str | Path, quiet: bool = False) -> dict[str, Tensor]:
+    """A local weights file made to fit ``model``, or a WeightsError saying why it cannot.
 
-    A classifier for another label space is dropped (the head starts fresh),
-    and a stem for another channel count is converted with timm's
-    ``adapt_input_conv`` (e.g. RGB weights for a 1-channel depth teacher).
+    Adapted the way timm adapts pretrained weights: a classifier for another
+    label space is dropped (the head starts fresh) and a stem for another
+    channel count is converted with timm's ``adapt_input_conv`` (e.g. RGB
+    weights for a 1-channel depth teacher). Works on a meta-device model, so
+    recipes check their weights at load without building anything.
     """
     from timm.models import adapt_input_conv
 
-    state = dict(state)
-    own = model.state_dict()
-    for key in _cfg_keys(model, "classifier"):
-        for suffix in (".weight", ".bias"):
-            k = key + suffix
-            if k in state and k in own and state[k].shape != own[k].shape:
-                print(f"{path}: classifier {k} {tuple(state[k].shape)} does not fit {tuple(own[k].shape)}; "
-                      "the head starts fresh")
+    path = Path(path)
+    state = dict(read_state_dict(path))
+    own = {k: v.shape for k, v in model.state_dict().items()}
+    heads = _cfg_keys(model, "classifier")
+    for key in heads:
+        for k in (key + ".weight", key + ".bias"):
+            if k in state and k in own and state[k].shape != own[k]:
+                if not quiet:
+                    print(f"{path}: classifier {k} {tuple(state[k].shape)} does not fit {tuple(own[k])}; "
+                          "the head starts fresh")
                 del state[k]
     for key in _cfg_keys(model, "first_conv"):
         k = key + ".weight"
-        if k in state and k in own and state[k].shape[1] != own[k].shape[1]:
-            state[k] = adapt_input_conv(own[k].shape[1], state[k])
+        if k in state and k in own and state[k].shape[1] != own[k][1]:
+            state[k] = adapt_input_conv(own[k][1], state[k])
+    unexpected = [k for k in state if k not in own]
+    if unexpected:
+        raise WeightsError(f"{path}: keys not in {name}: {unexpected[:5]} (weights of another architecture?)")
+    wrong = [f"{k} {tuple(v.shape)} vs {tuple(own[k])}" for k, v in state.items() if v.shape != own[k]]
+    if wrong:
+        raise WeightsError(f"{path}: {len(wrong)} tensors do not fit {name}, e.g. {wrong[:3]}")
+    missing = [k for k in own if k not in state and not any(k.startswith(h + ".") for h in heads)]
+    if missing:
+        raise WeightsError(f"{path}: {len(missing)} {name} parameters missing, e.g. {missing[:3]}")
     return state
 
 
-def _size_kwargs(name: str, image_size: int | None) -> dict:
+def size_kwargs(name: str, image_size: int | None) -> dict:
     """Models built for one input size (ViT, MLP-Mixer) are told the data's size; CNNs take any."""
     if image_size is None:
         return {}
@@ -111,22 +128,10 @@ def build_model(
     """A timm model with ``in_chans`` inputs; ``weights`` is a local state-dict file, never a download."""
     check_model_name(name)
     model = timm.create_model(
-        name, pretrained=False, in_chans=in_chans, num_classes=num_classes, **_size_kwargs(name, image_size)
+        name, pretrained=False, in_chans=in_chans, num_classes=num_classes, **size_kwargs(name, image_size)
     )
     if weights is not None:
-        path = Path(weights)
-        state = _fit_state_to(model, name, read_state_dict(path), path)
-        own = model.state_dict()
-        unexpected = [k for k in state if k not in own]
-        if unexpected:
-            raise WeightsError(f"{path}: keys not in {name}: {unexpected[:5]} (weights of another architecture?)")
-        wrong = [f"{k} {tuple(v.shape)} vs {tuple(own[k].shape)}" for k, v in state.items() if v.shape != own[k].shape]
-        if wrong:
-            raise WeightsError(f"{path}: {len(wrong)} tensors do not fit {name}, e.g. {wrong[:3]}")
-        missing, _ = model.load_state_dict(state, strict=False)
-        body_missing = [k for k in missing if not any(k.startswith(c) for c in _cfg_keys(model, "classifier"))]
-        if body_missing:
-            raise WeightsError(f"{path}: {len(body_missing)} {name} parameters missing, e.g. {body_missing[:3]}")
+        model.load_state_dict(checked_state(model, name, weights), strict=False)
     return model
 
 
@@ -137,7 +142,7 @@ def feature_shapes(name: str, in_chans: int, image_size: int) -> list[tuple[int,
     loss fits the layers it pairs.
     """
     with torch.device("meta"):
-        model = timm.create_model(name, pretrained=False, in_chans=in_chans, **_size_kwargs(name, image_size)).eval()
+        model = timm.create_model(name, pretrained=False, in_chans=in_chans, **size_kwargs(name, image_size)).eval()
         _, features = model.forward_intermediates(torch.empty(2, in_chans, image_size, image_size))
     return [tuple(f.shape[1:]) for f in features]
 

@@ -77,7 +77,8 @@ class AlignmentProbe:
     @torch.no_grad()
     def _forward(self, model: TappedModel, inputs: Tensor) -> tuple[Tensor, list[Tensor]]:
         was_training = model.training
-        model.eval()
+        # one memory layout whatever the model's history (trained here or loaded): same kernels, same numbers
+        model.to(self.device, memory_format=self.memory).eval()
         x = inputs.to(self.device).contiguous(memory_format=self.memory) if inputs.dim() == 4 else inputs
         logits, feats = [], []
         for chunk in x.split(128):

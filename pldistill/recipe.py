@@ -53,6 +53,10 @@ class SyntheticShapesData(Section):
     seed: int = 0
     cache_dir: str | None = None
     augment: Augment = Augment()
+    privileged: list[str] = Field(
+        default_factory=lambda: ["depth"],
+        description="modalities that exist at training time only; the student may not take them as input",
+    )
 
     @property
     def modalities(self) -> list[str]:
@@ -149,6 +153,7 @@ class Schedule(Section):
     warmup_epochs: float = Field(1.0, ge=0, description="linear LR warm-up before cosine decay")
     grad_clip: float | None = Field(None, gt=0, description="max gradient norm; off when null")
     channels_last: bool = True
+    checkpoint_every: int = Field(1, gt=0, description="epochs between resumable training-state checkpoints")
     num_workers: int = Field(0, ge=0)
     device: Literal["auto", "cpu", "cuda"] = "auto"
 
@@ -181,7 +186,7 @@ class Recipe(Section):
         """Hash of everything that shapes the teacher: equal hash → reusable teacher."""
         s = self.schedule
         keyed = {
-            "data": self.data.model_dump(exclude={"cache_dir"}),
+            "data": self.data.model_dump(exclude={"cache_dir", "privileged"}),
             "teacher": self.teacher.model_dump(exclude={"train"}),  # only trained teachers are cached
             "seed": self.seed,
             "schedule": {
@@ -246,6 +251,16 @@ def parse_recipe(raw: Any, source: str | Path = "<recipe>") -> Recipe:
                 f"{path}: {role}.modality: the dataset {recipe.data.kind!r} has no modality "
                 f"{modality!r}{hint}; it has {available}"
             )
+    unknown = [m for m in recipe.data.privileged if m not in available]
+    if unknown:
+        raise RecipeError(f"{path}: data.privileged: {unknown} are not modalities of {recipe.data.kind!r} ({available})")
+    if recipe.student.modality in recipe.data.privileged:
+        raise RecipeError(
+            f"{path}: student.modality: {recipe.student.modality!r} is privileged (data.privileged: "
+            f"{recipe.data.privileged}): it does not exist at inference, so the student cannot take it as input; "
+            f"give the student one of {[m for m in available if m not in recipe.data.privileged]}, or remove "
+            f"{recipe.student.modality!r} from data.privileged if it really is available at inference"
+        )
     recipe = _resolve_auto_pairs(recipe)
     from .recipe_checks import check_recipe  # imports this module: a cycle at import time
 
@@ -292,7 +307,8 @@ def read_yaml(path: Path, what: str = "recipe") -> Any:
     try:
         return yaml.safe_load(path.read_text())
     except yaml.YAMLError as exc:
-        raise RecipeError(f"{path}: not valid YAML (only plain data is allowed): {exc}") from None
+        detail = " ".join(str(exc).split())  # one line: yaml's message spans several
+        raise RecipeError(f"{path}: not valid YAML (only plain data is allowed): {detail}") from None
 
 
 def load_recipe(path: str | Path) -> Recipe:

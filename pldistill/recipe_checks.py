@@ -10,7 +10,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .models import WeightsError, classifier_outputs, feature_shapes, read_state_dict
+import timm
+import torch
+
+from .models import WeightsError, checked_state, size_kwargs, classifier_outputs, feature_shapes, read_state_dict
 from .recipe import Recipe, RecipeError
 
 # Losses that compare samples within a batch, and the smallest batch each can use.
@@ -90,6 +93,10 @@ def _check_weights(recipe: Recipe, path: Path) -> None:
         if spec.weights is None:
             continue
         try:
-            read_state_dict(spec.weights)
+            with torch.device("meta"):  # the layout only: nothing is allocated or run
+                model = timm.create_model(spec.model, pretrained=False, in_chans=recipe.data.channels(spec.modality),
+                                          num_classes=len(recipe.data.classes),
+                                          **size_kwargs(spec.model, recipe.data.image_size))
+            checked_state(model, spec.model, spec.weights, quiet=True)
         except WeightsError as err:
             raise RecipeError(f"{path}: {role}.weights: {err}") from None

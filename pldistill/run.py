@@ -134,8 +134,21 @@ class Run:
             log=lambda row, _step: self.tracker.log(row),
             prefix=prefix,
             progress=self.progress,
+            progress_file=self._progress_file(prefix),
+            checkpoint_every=s.checkpoint_every,
             **kw,
         )
+
+    def _progress_file(self, stage: str) -> Path:
+        return self.run_dir / "checkpoints" / f"{stage}.progress.pt"
+
+    def _finished(self, stage: str) -> dict | None:
+        """A stage this run folder already completed (a resumed run skips it)."""
+        path = self.run_dir / "checkpoints" / f"{stage}.pt"
+        if not path.exists():
+            return None
+        state = load_checkpoint(path)
+        return state if "result" in state else None
 
     def _build(self, spec, stages=()) -> TappedModel:
         channels = self.train_set.modalities[spec.modality].channels
@@ -152,6 +165,11 @@ class Run:
             return self._teacher_as_is(step)
         model = self._build(spec)
         info = {"model": spec.model, "modality": spec.modality, "teacher_hash": key}
+        done = self._finished("teacher")
+        if done is not None:
+            model.model.load_state_dict(done["state_dict"])
+            print(f"{step}teacher: already trained in this run folder")
+            return model, done["result"]
         if cached.exists():
             try:
                 state = load_checkpoint(cached)
@@ -173,9 +191,16 @@ class Run:
             }
             save_atomic(state, cached)
             info.update(test_acc=result.test_acc, seconds=result.seconds, reused=False, history=result.history)
-        save_atomic({"state_dict": model.model.state_dict(), **info}, self.run_dir / "checkpoints" / "teacher.pt")
         info["params"] = count_parameters(model.model)
+        self._finish_stage("teacher", model, info)
         return model, info
+
+    def _finish_stage(self, stage: str, model: TappedModel, result: dict) -> None:
+        """Final weights plus the stage's results in one atomic file; then drop the progress file."""
+        save_atomic({"state_dict": model.model.state_dict(), "model": result["model"],
+                     "modality": result["modality"], "result": result},
+                    self.run_dir / "checkpoints" / f"{stage}.pt")
+        self._progress_file(stage).unlink(missing_ok=True)
 
     def _teacher_as_is(self, step: str) -> tuple[TappedModel, dict]:
         """A teacher trained elsewhere (``train: false``): loaded, evaluated when it shares our classes."""
@@ -232,6 +257,10 @@ class Run:
                     terms.append(DistillTerm(key, fn, loss.weight, tap, tap))
                     student_stages.append(pair.student)
                     tap += 1
+        done = self._finished(f"student_{kind}")
+        if done is not None:
+            print(f"{step}{kind} student: already trained in this run folder")
+            return done["result"]
         seed_everything(r.seed + 1)  # both students start from the same weights
         model = self._build(spec, student_stages)
         if teacher is None:
@@ -254,11 +283,7 @@ class Run:
         alignment = {k: v for k, v in result.history[-1].items() if k.startswith("align/")}
         if self.probe is not None and self.probe.snapshot is not None:
             self.probe.snapshot.save(self.run_dir / "alignment" / f"student_{kind}.npz")
-        save_atomic(
-            {"state_dict": model.model.state_dict(), "model": spec.model, "modality": spec.modality},
-            self.run_dir / "checkpoints" / f"student_{kind}.pt",
-        )
-        return {
+        summary = {
             "model": spec.model,
             "modality": spec.modality,
             "losses": ["ce"] + [t.key for t in terms],
@@ -268,6 +293,8 @@ class Run:
             "alignment": alignment,
             "history": result.history,
         }
+        self._finish_stage(f"student_{kind}", model, summary)
+        return summary
 
 
 def _report(run_dir: Path, tracker: Tracker) -> None:
@@ -282,12 +309,64 @@ def _report(run_dir: Path, tracker: Tracker) -> None:
     print(f"report: {page}")
 
 
-def run_recipe(recipe: Recipe, recipe_path: str | Path, runs_dir: str | Path | None = None, progress: bool = True) -> RunOutput:
-    """Run a validated recipe end to end and return its run folder and results."""
-    started = time.perf_counter()
-    run_dir = _new_run_dir(Path(runs_dir or recipe.logging.runs_dir), recipe.name)
+class ResumeError(ValueError):
+    """A run folder that cannot be resumed with this recipe."""
+
+
+def _recipe_differences(run_dir: Path, resolved: dict) -> list[str]:
+    saved = yaml.safe_load((run_dir / "recipe.yaml").read_text())
+
+    def flat(d, prefix=""):
+        out = {}
+        for k, v in d.items():
+            out.update(flat(v, f"{prefix}{k}.") if isinstance(v, dict) else {f"{prefix}{k}": v})
+        return out
+
+    a, b = flat(saved), flat(resolved)
+    return sorted(k for k in a.keys() | b.keys() if a.get(k) != b.get(k))
+
+
+def find_interrupted(recipe: Recipe, runs_dir: str | Path | None = None) -> Path | None:
+    """The newest run folder of this exact recipe that never finished, if any."""
+    root = Path(runs_dir or recipe.logging.runs_dir) / recipe.name
     resolved = recipe.to_dict()
-    (run_dir / "recipe.yaml").write_text(yaml.safe_dump(resolved, sort_keys=False))
+    for run_dir in sorted(root.glob("*"), reverse=True):
+        if (run_dir / "recipe.yaml").exists() and not (run_dir / "results.json").exists():
+            if not _recipe_differences(run_dir, resolved):
+                return run_dir
+    return None
+
+
+def _prepare_resume(run_dir: Path, resolved: dict) -> None:
+    if not (run_dir / "recipe.yaml").exists():
+        raise ResumeError(f"{run_dir}: not a run folder (no recipe.yaml); nothing to resume")
+    if (run_dir / "results.json").exists():
+        raise ResumeError(f"{run_dir}: this run already finished (results.json exists); start a new run instead")
+    changed = _recipe_differences(run_dir, resolved)
+    if changed:
+        raise ResumeError(
+            f"{run_dir}: the run folder was started with a different recipe ({', '.join(changed[:5])} differ); "
+            "resume with the same recipe and seed, or start a new run"
+        )
+
+
+def run_recipe(
+    recipe: Recipe,
+    recipe_path: str | Path,
+    runs_dir: str | Path | None = None,
+    progress: bool = True,
+    resume: str | Path | None = None,
+) -> RunOutput:
+    """Run a validated recipe end to end (or continue ``resume``) and return its run folder and results."""
+    started = time.perf_counter()
+    resolved = recipe.to_dict()
+    if resume is not None:
+        run_dir = Path(resume)
+        _prepare_resume(run_dir, resolved)
+        print(f"resuming {run_dir}: finished stages are kept, the stage in progress continues from its last epoch")
+    else:
+        run_dir = _new_run_dir(Path(runs_dir or recipe.logging.runs_dir), recipe.name)
+        (run_dir / "recipe.yaml").write_text(yaml.safe_dump(resolved, sort_keys=False))
     tracker = Tracker(
         run_dir,
         resolved,
@@ -298,10 +377,18 @@ def run_recipe(recipe: Recipe, recipe_path: str | Path, runs_dir: str | Path | N
     )
     try:
         run = Run(recipe, run_dir, tracker, progress)
-        teacher, teacher_info = run.teacher(step="[1/3] ")
-        run.attach_probe(teacher)
-        scratch = run.student("scratch", step="[2/3] ")
-        distilled = run.student("distilled", teacher, step="[3/3] ")
+        if progress:
+            print(f"run folder: {run_dir} (interrupted? `pldistill run {recipe_path}` resumes it)")
+        try:
+            teacher, teacher_info = run.teacher(step="[1/3] ")
+            run.attach_probe(teacher)
+            scratch = run.student("scratch", step="[2/3] ")
+            distilled = run.student("distilled", teacher, step="[3/3] ")
+        except FloatingPointError as exc:
+            raise FloatingPointError(
+                f"{exc}; training stopped and the last good epoch is kept in {run_dir / 'checkpoints'} "
+                "(*.progress.pt); lower schedule.lr or set schedule.grad_clip and start a new run"
+            ) from None
         results = {
             "schema_version": RESULTS_SCHEMA_VERSION,
             "pldistill_version": __version__,

@@ -30,9 +30,11 @@ class Tracker:
     ):
         self.run_dir = Path(run_dir)
         self.mode = os.environ.get("WANDB_MODE", mode)
-        self.step = 0
         self.sync_hint = ""
-        self._jsonl = open(self.run_dir / "metrics.jsonl", "a")
+        jsonl = self.run_dir / "metrics.jsonl"
+        # a resumed run appends: its W&B steps continue after the rows already written
+        self.step = sum(1 for _ in open(jsonl)) if jsonl.exists() else 0
+        self._jsonl = open(jsonl, "a")
         self._wandb_run = None
         self.wandb_dir: Path | None = None
         if self.mode == "disabled":

@@ -15,6 +15,7 @@ import random
 import sys
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
@@ -25,6 +26,7 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from .models import TappedModel
+from .resume import load_progress, save_progress
 
 Log = Callable[[dict, int], None]
 
@@ -139,11 +141,16 @@ def fit(
     prefix: str = "model",
     progress: bool = True,
     epoch_metrics: Callable[[TappedModel], dict[str, float]] | None = None,
+    progress_file: Path | None = None,
+    checkpoint_every: int = 1,
 ) -> FitResult:
     """Train ``model`` for ``epochs``: AdamW/SGD, linear warm-up, then per-step cosine decay.
 
     The warm-up matters for from-scratch MobileNets, whose logits blow up in
     the first steps at full learning rate and then learn slowly for epochs.
+    With ``progress_file``, the complete training state is saved there every
+    ``checkpoint_every`` epochs and, when the file exists, training continues
+    from it: a crash costs at most the epochs since the last save.
     """
     memory = torch.channels_last if channels_last else torch.contiguous_format
     model.to(device, memory_format=memory).train()
@@ -164,8 +171,15 @@ def fit(
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_factor)
     history: list[dict] = []
     start = time.perf_counter()
-    step = 0
-    for epoch in range(epochs):
+    step = first_epoch = 0
+    parts = {"model": model.model, "learned": learned, "optimizer": opt, "scheduler": sched, "loader": train_loader}
+    if progress_file is not None and progress_file.exists():
+        restored = load_progress(progress_file, **parts)
+        first_epoch, step, history = restored["epoch"], restored["step"], restored["history"]
+        start -= restored["seconds"]
+        if progress:
+            print(f"  {prefix}: resuming after epoch {first_epoch}/{epochs} from {progress_file}")
+    for epoch in range(first_epoch, epochs):
         epoch_start = time.perf_counter()
         sums: dict[str, float] = {}
         correct = seen = 0
@@ -209,6 +223,9 @@ def fit(
         history.append(record)
         if log is not None:
             log({f"{prefix}/{k}": v for k, v in record.items()}, step)
+        if progress_file is not None and (epoch + 1) % checkpoint_every == 0 and epoch + 1 < epochs:
+            save_progress(progress_file, **parts, epoch=epoch + 1, step=step,
+                          seconds=time.perf_counter() - start, history=history)
         if progress:
             tqdm.write(
                 f"  {prefix} epoch {epoch + 1}/{epochs}: loss {record['train/loss']:.3f} "

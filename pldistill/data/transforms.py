@@ -65,6 +65,20 @@ class JointTransform:
             ops.append(A.ColorJitter(brightness=j, contrast=j, saturation=j, hue=min(j, 0.5) / 4, p=0.8))
         self.compose = A.Compose(ops, additional_targets=targets, seed=seed)
 
+    def _random_parts(self) -> list:
+        # albumentations gives the pipeline and every transform their own generators
+        return [self.compose, *self.compose.transforms]
+
+    def rng_state(self) -> list[dict]:
+        """Every NumPy and Python generator of the pipeline: enough to replay its next draws."""
+        return [{"numpy": part.random_generator.bit_generator.state, "python": part.py_random.getstate()}
+                for part in self._random_parts()]
+
+    def set_rng_state(self, state: list[dict]) -> None:
+        for part, saved in zip(self._random_parts(), state, strict=True):
+            part.random_generator.bit_generator.state = saved["numpy"]
+            part.py_random.setstate(saved["python"])
+
     def __call__(self, arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         kwargs = {n: a for n, a in arrays.items() if n != self.primary}
         if self.primary is not None:

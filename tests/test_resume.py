@@ -1,0 +1,158 @@
+"""A stopped training run continues to exactly the weights of one that never stopped."""
+
+import pytest
+import torch
+from torch.utils.data import DataLoader
+
+from pldistill.data import JointTransform, ModalityView, SyntheticShapes
+from pldistill.losses import FitNetHint, sp_loss
+from pldistill.models import TappedModel, build_model
+from pldistill.train import DistillTerm, fit, seed_everything
+
+
+class Crash(Exception):
+    pass
+
+
+def _train(progress_file, crash_in_epoch=None, epochs=3):
+    data = SyntheticShapes("train", 96, image_size=32, seed=0)
+    transform = JointTransform({m: data.modalities[m] for m in ("rgb", "depth")}, shift=0.1, scale=0.1, seed=5)
+    loader = DataLoader(ModalityView(data, ["rgb", "depth"], transform), batch_size=16, shuffle=True,
+                        drop_last=True, generator=torch.Generator().manual_seed(3))
+    test = DataLoader(ModalityView(SyntheticShapes("test", 32, image_size=32, seed=0), ["rgb"]), batch_size=32)
+    seed_everything(0)
+    teacher = TappedModel(build_model("resnet10t", 1, 4), [-1, 2])
+    student = TappedModel(build_model("mobilenetv3_small_100", 3, 4), [-1, 2])
+    terms = [DistillTerm("sp", sp_loss, 100.0, 0, 0), DistillTerm("fitnet", FitNetHint(24, 128), 1.0, 1, 1)]
+
+    def crash(model):
+        if crash_in_epoch is not None and len(seen) + 1 >= crash_in_epoch:
+            raise Crash  # dies before this epoch's checkpoint is written
+        seen.append(1)
+        return {}
+
+    seen = []
+    result = fit(student, "rgb", loader, test, epochs=epochs, lr=0.002, weight_decay=0.05,
+                 device=torch.device("cpu"), teacher=teacher, teacher_modality="depth", terms=terms,
+                 progress=False, epoch_metrics=crash, progress_file=progress_file)
+    return student, terms[1].fn, result
+
+
+def test_fit_resumed_after_a_crash_ends_with_identical_weights_and_history(tmp_path):
+    reference, ref_hint, ref_result = _train(None)
+    progress = tmp_path / "student.progress.pt"
+    with pytest.raises(Crash):
+        _train(progress, crash_in_epoch=2)  # epoch 1 saved, epoch 2 lost
+    assert torch.load(progress, weights_only=True)["epoch"] == 1
+    resumed, hint, result = _train(progress)
+    for a, b in zip(reference.model.state_dict().values(), resumed.model.state_dict().values()):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    torch.testing.assert_close(ref_hint.regressor.weight, hint.regressor.weight, rtol=0, atol=0)
+    strip = lambda h: [{k: v for k, v in row.items() if "seconds" not in k} for row in h]
+    assert strip(result.history) == strip(ref_result.history)
+    assert result.test_acc == ref_result.test_acc
+
+
+def test_augmentation_generators_round_trip():
+    data = SyntheticShapes("train", 8, image_size=32, seed=0)
+    t = JointTransform({"rgb": data.modalities["rgb"]}, shift=0.2, scale=0.2, seed=1)
+    sample = data.load(0, ["rgb"])
+    state = t.rng_state()
+    first = [t(sample)["rgb"] for _ in range(3)]
+    t.set_rng_state(state)
+    again = [t(sample)["rgb"] for _ in range(3)]
+    assert all((a == b).all() for a, b in zip(first, again))
+    assert not (first[0] == first[1]).all()
+
+
+# -- a whole run killed with SIGKILL and resumed --------------------------------------
+import json  # noqa: E402
+import os  # noqa: E402
+import random  # noqa: E402
+import signal  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+
+import yaml  # noqa: E402
+
+from pldistill.cli import main  # noqa: E402
+
+KILL_RECIPE = {
+    "name": "killed",
+    "data": {"kind": "synthetic_shapes", "num_train": 256, "num_test": 128, "image_size": 32,
+             "augment": {"shift": 0.1, "scale": 0.1}},
+    "teacher": {"model": "resnet10t", "modality": "depth"},
+    "student": {"model": "mobilenetv3_small_100", "modality": "rgb"},
+    "distill": {"losses": [{"name": "sp", "weight": 1000.0, "pairs": [{"teacher": -1, "student": -1}]}]},
+    "schedule": {"epochs": 3, "batch_size": 32, "lr": 0.002},
+    "logging": {"probe_size": 64},
+}
+
+
+def _cli(recipe, root, cache):
+    env = dict(os.environ, PLDISTILL_CACHE=str(cache), WANDB_MODE="disabled")
+    cmd = [sys.executable, "-m", "pldistill", "run", str(recipe), "--runs-dir", str(root), "--quiet"]
+    return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def _rows(root):
+    files = list(root.glob("killed/*/metrics.jsonl"))
+    return sum(1 for _ in open(files[0])) if files else 0
+
+
+def test_run_killed_at_a_random_step_resumes_to_the_same_weights_and_results(tmp_path):
+    recipe = tmp_path / "killed.yaml"
+    recipe.write_text(yaml.safe_dump(KILL_RECIPE))
+    # each cache dir starts empty: both runs train their teacher
+    reference = _cli(recipe, tmp_path / "ref", tmp_path / "cache_ref")
+    assert reference.wait(timeout=300) == 0, reference.stdout.read()
+
+    chooser = random.Random()
+    after_rows, delay = chooser.randint(1, 8), chooser.uniform(0.0, 0.4)  # 9 epoch rows in all
+    where = f"killed after metrics row {after_rows} + {delay:.2f} s"
+    victim = _cli(recipe, tmp_path / "run", tmp_path / "cache_run")
+    deadline = time.time() + 300
+    while _rows(tmp_path / "run") < after_rows and victim.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    time.sleep(delay)
+    victim.send_signal(signal.SIGKILL)
+    victim.wait(timeout=60)
+    (run_dir,) = (tmp_path / "run" / "killed").iterdir()
+    assert not (run_dir / "results.json").exists(), where
+
+    again = _cli(recipe, tmp_path / "run", tmp_path / "cache_run")  # finds and resumes the folder itself
+    out = again.communicate(timeout=300)[0]
+    assert again.returncode == 0, out
+    assert f"found an interrupted run of this recipe: {run_dir}" in out
+    assert [p.name for p in (tmp_path / "run" / "killed").iterdir()] == [run_dir.name]
+
+    (ref_dir,) = (tmp_path / "ref" / "killed").iterdir()
+    for stage in ("teacher", "student_scratch", "student_distilled"):
+        a = torch.load(ref_dir / "checkpoints" / f"{stage}.pt", weights_only=True)["state_dict"]
+        b = torch.load(run_dir / "checkpoints" / f"{stage}.pt", weights_only=True)["state_dict"]
+        assert all(torch.equal(a[k], b[k]) for k in a), f"{stage} differs; {where}"
+    assert not list(run_dir.glob("checkpoints/*.progress.pt"))
+    ref, res = (json.loads((d / "results.json").read_text()) for d in (ref_dir, run_dir))
+    strip = lambda h: [{k: v for k, v in row.items() if "seconds" not in k} for row in h]
+    for kind in ("scratch", "distilled"):
+        assert res["students"][kind]["test_acc"] == ref["students"][kind]["test_acc"], where
+        assert strip(res["students"][kind]["history"]) == strip(ref["students"][kind]["history"]), where
+    assert res["teacher"]["test_acc"] == ref["teacher"]["test_acc"]
+
+
+def test_resume_refuses_finished_runs_and_other_recipes(tmp_path, capsys):
+    run_dir = tmp_path / "runs" / "killed" / "20260101-000000"
+    run_dir.mkdir(parents=True)
+    from pldistill.recipe import parse_recipe
+
+    (run_dir / "recipe.yaml").write_text(yaml.safe_dump(parse_recipe(KILL_RECIPE).to_dict()))
+    recipe = tmp_path / "other.yaml"
+    recipe.write_text(yaml.safe_dump(dict(KILL_RECIPE, seed=4)))
+    assert main(["run", str(recipe), "--resume", str(run_dir)]) == 2
+    assert "started with a different recipe (seed differ)" in capsys.readouterr().err
+    (run_dir / "results.json").write_text("{}")
+    assert main(["run", "--resume", str(run_dir)]) == 2
+    assert "this run already finished" in capsys.readouterr().err
+    assert main(["run", "--resume", str(tmp_path)]) == 2
+    assert "not a run folder" in capsys.readouterr().err
