@@ -156,3 +156,29 @@ def test_resume_refuses_finished_runs_and_other_recipes(tmp_path, capsys):
     assert "this run already finished" in capsys.readouterr().err
     assert main(["run", "--resume", str(tmp_path)]) == 2
     assert "not a run folder" in capsys.readouterr().err
+
+
+def test_divergence_stops_naming_the_term_and_step_and_keeps_the_last_good_epoch(tmp_path):
+    data = SyntheticShapes("train", 64, image_size=32, seed=0)
+    loader = DataLoader(ModalityView(data, ["rgb", "depth"]), batch_size=16, shuffle=True, drop_last=True,
+                        generator=torch.Generator().manual_seed(0))
+    test = DataLoader(ModalityView(SyntheticShapes("test", 32, image_size=32, seed=0), ["rgb"]), batch_size=32)
+    calls = []
+
+    def explodes_in_epoch_two(t, s):
+        calls.append(1)
+        value = sp_loss(t, s)
+        return value * float("nan") if len(calls) > 5 else value  # 4 steps per epoch: step 5 is epoch 2
+
+    progress = tmp_path / "student.progress.pt"
+    student = TappedModel(build_model("mobilenetv3_small_100", 3, 4), [-1])
+    teacher = TappedModel(build_model("resnet10t", 1, 4), [-1])
+    with pytest.raises(FloatingPointError, match=r"student: loss term\(s\) \['sp/t-1-s-1'\] became non-finite at "
+                                                 r"step 5"):
+        fit(student, "rgb", loader, test, epochs=3, lr=0.001, weight_decay=0.0, device=torch.device("cpu"),
+            teacher=teacher, teacher_modality="depth", terms=[DistillTerm("sp/t-1-s-1", explodes_in_epoch_two,
+                                                                           1.0, 0, 0)],
+            prefix="student", progress=False, progress_file=progress)
+    kept = torch.load(progress, weights_only=True)
+    assert kept["epoch"] == 1
+    assert all(torch.isfinite(v).all() for v in kept["model"].values() if v.is_floating_point())
