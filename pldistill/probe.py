@@ -55,8 +55,9 @@ class AlignmentProbe:
         knn: int,
         device: torch.device,
         channels_last: bool,
+        unbiased: bool = False,
     ):
-        self.student_modality, self.knn, self.device = student_modality, knn, device
+        self.student_modality, self.knn, self.device, self.unbiased = student_modality, knn, device, unbiased
         self.memory = torch.channels_last if channels_last else torch.contiguous_format
         view = ModalityView(dataset, list(dict.fromkeys([student_modality, teacher_modality])))
         subset = torch.utils.data.Subset(view, range(min(size, len(dataset))))
@@ -94,7 +95,7 @@ class AlignmentProbe:
         n_s = num_stages(student.model)
         s_logits, s_feats = self._forward(TappedModel(student.model, range(n_s)), self.inputs)
         s_grams = [centred_gram(f) for f in s_feats]
-        grid = np.array([[cka_from_grams(k, l) for l in s_grams] for k in self.teacher_grams])
+        grid = np.array([[cka_from_grams(k, l, self.unbiased) for l in s_grams] for k in self.teacher_grams])
         out: dict[str, float] = {}
         for t, s in self.pairs:
             s = s % n_s

@@ -164,6 +164,7 @@ class Logging(Section):
     runs_dir: str = "runs"
     probe_size: int = Field(256, ge=0, description="validation samples for alignment metrics each epoch; 0 = off")
     probe_knn: int = Field(10, gt=0, description="k of the mutual k-NN overlap")
+    unbiased_cka: bool = Field(False, description="CKA with the unbiased HSIC estimator (Song et al. 2012)")
 
     @model_validator(mode="after")
     def _probe_fits_knn(self) -> "Logging":

@@ -96,7 +96,7 @@ class Run:
         self.probe = AlignmentProbe(
             self.test_set, teacher, r.teacher.modality, r.student.modality,
             list(dict.fromkeys(pairs)) or [(-1, -1)], r.logging.probe_size, r.logging.probe_knn,
-            self.device, r.schedule.channels_last,
+            self.device, r.schedule.channels_last, r.logging.unbiased_cka,
         )
 
     # -- data views ------------------------------------------------------------
@@ -373,6 +373,7 @@ def run_recipe(
         project=recipe.logging.project,
         group=recipe.name,
         name=f"{recipe.name}-seed{recipe.seed}-{run_dir.name}",
+        tags=[recipe.name, f"seed{recipe.seed}"],
         mode=recipe.logging.wandb,
     )
     try:

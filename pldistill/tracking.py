@@ -27,6 +27,7 @@ class Tracker:
         group: str,
         name: str,
         mode: str = "offline",
+        tags: list[str] | None = None,
     ):
         self.run_dir = Path(run_dir)
         self.mode = os.environ.get("WANDB_MODE", mode)
@@ -46,6 +47,7 @@ class Tracker:
                 project=project,
                 group=group,
                 name=name,
+                tags=tags,
                 config=config,
                 dir=str(self.run_dir),
                 mode=self.mode,

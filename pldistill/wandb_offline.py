@@ -25,6 +25,7 @@ class OfflineRun:
     summary: dict = field(default_factory=dict)
     group: str = ""
     name: str = ""
+    tags: list[str] = field(default_factory=list)
 
 
 def _payloads(data: bytes):
@@ -75,6 +76,7 @@ def read_offline_run(path: str | Path) -> OfflineRun:
         kind = record.WhichOneof("record_type")
         if kind == "run":
             run.group, run.name = record.run.run_group, record.run.display_name
+            run.tags = list(record.run.tags)
             for item in record.run.config.update:
                 run.config[_key(item)] = json.loads(item.value_json)
         elif kind == "config":

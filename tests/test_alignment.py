@@ -81,3 +81,19 @@ def test_prediction_agreement_counts_equal_argmax_and_refuses_other_label_spaces
 def test_metrics_refuse_mismatched_samples():
     with pytest.raises(ValueError, match="same samples"):
         linear_cka(randn(5, 2), randn(6, 2))
+
+
+def test_probe_can_use_the_unbiased_estimator(tmp_path):
+    from pldistill.data import SyntheticShapes
+    from pldistill.models import TappedModel, build_model
+    from pldistill.probe import AlignmentProbe
+
+    torch.manual_seed(0)
+    data = SyntheticShapes("test", 40, image_size=32, seed=0)
+    teacher, student = TappedModel(build_model("resnet10t", 1, 4)), TappedModel(build_model("resnet10t", 1, 4))
+    args = (data, teacher, "depth", "depth", [(-1, -1)], 40, 5, torch.device("cpu"), True)
+    biased, unbiased = AlignmentProbe(*args).measure(student), AlignmentProbe(*args, unbiased=True).measure(student)
+    same = AlignmentProbe(*args, unbiased=True).measure(teacher)
+    assert same["align/cka/t4-s4"] == pytest.approx(1.0)  # a model against itself
+    assert unbiased["align/cka/t4-s4"] != pytest.approx(biased["align/cka/t4-s4"])
+    assert unbiased["align/simcorr/t4-s4"] == pytest.approx(biased["align/simcorr/t4-s4"])

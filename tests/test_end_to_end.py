@@ -78,7 +78,7 @@ def test_wandb_offline_run_reads_back_what_was_logged(tiny_run):
     _, run_dir, results = tiny_run
     (offline,) = (run_dir / "wandb").glob("offline-run-*")
     run = read_offline_run(offline)
-    assert run.group == "tiny"
+    assert run.group == "tiny" and run.tags == ["tiny", "seed0"] and run.name.startswith("tiny-seed0-")
     assert run.config["name"] == "tiny" and run.config["schedule"]["batch_size"] == 32
     teacher_acc = [row["teacher/val/acc"] for row in run.history if "teacher/val/acc" in row]
     assert len(teacher_acc) == 4 and teacher_acc[-1] == pytest.approx(results["teacher"]["test_acc"])
