@@ -18,6 +18,7 @@ once. Every variant is validated as a full recipe before anything trains.
 from __future__ import annotations
 
 import json
+import re
 import statistics
 import time
 from pathlib import Path
@@ -42,8 +43,6 @@ class Comparison(Section):
     @field_validator("variants")
     @classmethod
     def _names(cls, variants: dict[str, list[LossSpec]]) -> dict[str, list[LossSpec]]:
-        import re
-
         for name, losses in variants.items():
             if not re.match(VARIANT_NAME, name) or name in RESERVED:
                 raise ValueError(
