@@ -8,12 +8,12 @@ malicious file cannot run code.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
+
+from .atomic import atomic_path
 
 
 class CheckpointError(RuntimeError):
@@ -23,28 +23,14 @@ class CheckpointError(RuntimeError):
 def save_atomic(obj: Any, path: str | Path) -> Path:
     """``torch.save`` to ``path`` via temp file + fsync + rename."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            torch.save(obj, tmp)
     except OSError as exc:
-        Path(tmp).unlink(missing_ok=True)
         raise CheckpointError(
             f"could not write checkpoint {path} ({exc.strerror or exc}); the previous version, if any, is "
             "untouched; free disk space (or move runs_dir) and resume the run"
         ) from None
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)  # make the rename itself durable
-    finally:
-        os.close(dir_fd)
     return path
 
 

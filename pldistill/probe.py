@@ -56,10 +56,11 @@ class AlignmentProbe:
         device: torch.device,
         channels_last: bool,
         unbiased: bool = False,
+        transform=None,
     ):
         self.student_modality, self.knn, self.device, self.unbiased = student_modality, knn, device, unbiased
         self.memory = torch.channels_last if channels_last else torch.contiguous_format
-        view = ModalityView(dataset, list(dict.fromkeys([student_modality, teacher_modality])))
+        view = ModalityView(dataset, list(dict.fromkeys([student_modality, teacher_modality])), transform)
         subset = torch.utils.data.Subset(view, range(min(size, len(dataset))))
         batch = next(iter(DataLoader(subset, batch_size=len(subset))))
         self.labels = batch["label"]

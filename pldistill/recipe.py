@@ -13,67 +13,30 @@ import hashlib
 import json
 import math
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal, Union
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .models import UnknownModelError, check_model_name
+from .recipe_data import (
+    DATA_KINDS,
+    Augment,
+    FoldersData,
+    NYUData,
+    PackedData,
+    Section,
+    SyntheticShapesData,
+)
 
 
 class RecipeError(ValueError):
     """A recipe that cannot run; the message names the file and the key."""
 
 
-class Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
-
-
-class Augment(Section):
-    """Joint augmentation: one geometry for all modalities, colour jitter on images only."""
-
-    hflip: bool = True
-    shift: float = Field(0.0, ge=0, le=0.5, description="max translation, fraction of size")
-    scale: float = Field(0.0, ge=0, lt=1)
-    rotate: float = Field(0.0, ge=0, le=180, description="degrees")
-    color_jitter: float = Field(0.0, ge=0, le=1)
-
-
-class SyntheticShapesData(Section):
-    """The embedded paired RGB-D set (see datasets/synthetic_shapes.md)."""
-
-    kind: Literal["synthetic_shapes"] = "synthetic_shapes"
-    num_train: int = Field(4000, gt=0)
-    num_test: int = Field(1000, gt=0)
-    image_size: int = Field(48, ge=16, le=512)
-    noise: float = Field(0.04, ge=0, description="std of RGB pixel noise (0-1 scale)")
-    camouflage: float = Field(0.5, ge=0, le=1, description="P(object wears the wall's colours)")
-    ambient: float = Field(0.4, ge=0, le=1, description="unshaded share of light in RGB")
-    contrast: float = Field(0.3, ge=0, le=1, description="stripe contrast of the textures")
-    seed: int = 0
-    cache_dir: str | None = None
-    augment: Augment = Augment()
-    privileged: list[str] = Field(
-        default_factory=lambda: ["depth"],
-        description="modalities that exist at training time only; the student may not take them as input",
-    )
-
-    @property
-    def modalities(self) -> list[str]:
-        from .data.synthetic_shapes import MODALITIES
-
-        return list(MODALITIES)
-
-    @property
-    def classes(self) -> list[str]:
-        from .data.synthetic_shapes import SyntheticShapes
-
-        return list(SyntheticShapes.classes)
-
-    def channels(self, modality: str) -> int:
-        from .data.synthetic_shapes import MODALITIES
-
-        return MODALITIES[modality].channels
+DataConfig = Annotated[
+    Union[SyntheticShapesData, NYUData, FoldersData, PackedData], Field(discriminator="kind")
+]
 
 
 class ModelSpec(Section):
@@ -176,7 +139,7 @@ class Logging(Section):
 class Recipe(Section):
     name: str
     seed: int = 0
-    data: SyntheticShapesData
+    data: DataConfig
     teacher: TeacherSpec
     student: ModelSpec
     distill: Distill
@@ -222,6 +185,11 @@ def _suggest(loc: tuple, root: type[BaseModel]) -> str:
 
 def _format_error(path: Path, err: dict, root: type[BaseModel] | None = None) -> str:
     loc = tuple(err["loc"])
+    if len(loc) >= 2 and loc[0] == "data" and loc[1] in DATA_KINDS:  # pydantic names the union's branch
+        if err["type"] == "extra_forbidden":
+            close = _suggest(loc[2:], DATA_KINDS[loc[1]])
+            return f"{path}: {'.'.join(str(p) for p in ('data',) + loc[2:])}: unknown key{close}"
+        loc = ("data",) + loc[2:]
     key = ".".join(str(p) for p in loc) or "<top level>"
     if err["type"] == "extra_forbidden":
         return f"{path}: {key}: unknown key{_suggest(loc, root or Recipe)}"
@@ -242,7 +210,10 @@ def parse_recipe(raw: Any, source: str | Path = "<recipe>") -> Recipe:
         recipe = Recipe.model_validate(raw)
     except ValidationError as exc:
         raise RecipeError("\n".join(_format_error(path, e) for e in exc.errors())) from None
-    available = recipe.data.modalities
+    try:  # real datasets: reads the files' headers (missing files fail here, before training)
+        available = recipe.data.modalities
+    except (OSError, ValueError, KeyError) as exc:
+        raise RecipeError(f"{path}: data: {' '.join(str(exc).split())}") from None
     for role in ("teacher", "student"):
         modality = getattr(recipe, role).modality
         if modality not in available:

@@ -97,13 +97,14 @@ class Run:
             self.test_set, teacher, r.teacher.modality, r.student.modality,
             list(dict.fromkeys(pairs)) or [(-1, -1)], r.logging.probe_size, r.logging.probe_knn,
             self.device, r.schedule.channels_last, r.logging.unbiased_cka,
+            transform=self.eval_transform(list(dict.fromkeys([r.student.modality, r.teacher.modality]))),
         )
 
     # -- data views ------------------------------------------------------------
     def train_loader(self, modalities: list[str], seed: int) -> DataLoader:
         ds, aug = self.train_set, self.recipe.data.augment
         transform = JointTransform(
-            {m: ds.modalities[m] for m in modalities}, seed=seed, **aug.model_dump()
+            {m: ds.modalities[m] for m in modalities}, seed=seed, size=self._resize, **aug.model_dump()
         )
         view = ModalityView(ds, modalities, transform)
         s = self.recipe.schedule
@@ -112,7 +113,19 @@ class Run:
     def test_loader(self, modality: str) -> DataLoader:
         """Evaluation sees one modality only: privileged arrays are never read."""
         s = self.recipe.schedule
-        return _loader(ModalityView(self.test_set, [modality]), 256, False, 0, s.num_workers)
+        return _loader(ModalityView(self.test_set, [modality], self.eval_transform([modality])), 256, False, 0,
+                       s.num_workers)
+
+    @property
+    def _resize(self) -> int | None:
+        return self.recipe.data.image_size if self.recipe.data.needs_resize else None
+
+    def eval_transform(self, modalities: list[str]) -> JointTransform | None:
+        """Evaluation: no augmentation, only the resize real files need."""
+        if self._resize is None:
+            return None
+        ds = self.test_set
+        return JointTransform({m: ds.modalities[m] for m in modalities}, hflip=False, size=self._resize)
 
     def _fit(self, model: TappedModel, modality: str, prefix: str, epochs: int, seed: int, **kw) -> FitResult:
         s = self.recipe.schedule

@@ -138,7 +138,7 @@ def test_disk_full_while_writing_keeps_the_previous_checkpoint(tmp_path, monkeyp
     save_atomic({"version": 1}, path)
 
     def full(obj, f):
-        f.write(b"partial")
+        open(f, "wb").write(b"partial")
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(torch, "save", full)

@@ -50,6 +50,7 @@ class JointTransform:
         rotate: float = 0.0,
         color_jitter: float = 0.0,
         seed: int | None = None,
+        size: int | None = None,
     ):
         self.modalities = dict(modalities)
         images = [n for n, m in self.modalities.items() if m.kind == "image"]
@@ -59,7 +60,8 @@ class JointTransform:
         targets = {n: ("image" if m.kind == "image" else "mask") for n, m in self.modalities.items()}
         if self.primary is not None:
             del targets[self.primary]
-        ops = _geometric(hflip, shift, scale, rotate)
+        # Real files come in their own sizes: one resize to size × size first (depth: nearest, as a mask).
+        ops = ([A.Resize(size, size)] if size else []) + _geometric(hflip, shift, scale, rotate)
         if color_jitter and images:
             j = color_jitter
             ops.append(A.ColorJitter(brightness=j, contrast=j, saturation=j, hue=min(j, 0.5) / 4, p=0.8))
