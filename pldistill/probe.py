@@ -57,10 +57,12 @@ class AlignmentProbe:
         channels_last: bool,
         unbiased: bool = False,
         transform=None,
+        depth_encoding: str = "metric",
     ):
         self.student_modality, self.knn, self.device, self.unbiased = student_modality, knn, device, unbiased
         self.memory = torch.channels_last if channels_last else torch.contiguous_format
-        view = ModalityView(dataset, list(dict.fromkeys([student_modality, teacher_modality])), transform)
+        view = ModalityView(dataset, list(dict.fromkeys([student_modality, teacher_modality])), transform,
+                            depth_encoding)
         subset = torch.utils.data.Subset(view, range(min(size, len(dataset))))
         batch = next(iter(DataLoader(subset, batch_size=len(subset))))
         self.labels = batch["label"]

@@ -37,6 +37,10 @@ class DataSection(Section):
         description="modalities that exist at training time only; the student may not take them as input",
     )
 
+    depth_encoding: Literal["metric", "inverse", "colour"] = Field(
+        "metric", description="metric: standardised metres; inverse: mean/d - 1; colour: jet, 3 channels"
+    )
+
     # Real files have their own sizes; they are resized to image_size (the embedded set renders at it).
     needs_resize: ClassVar[bool] = True
 
@@ -49,7 +53,9 @@ class DataSection(Section):
         return list(self._layout()[1])
 
     def channels(self, modality: str) -> int:
-        return self._layout()[0][modality].channels
+        """Input channels a model taking ``modality`` needs (colourised depth has 3)."""
+        m = self._layout()[0][modality]
+        return 3 if m.kind == "depth" and self.depth_encoding == "colour" else m.channels
 
     def _layout(self):  # (modalities dict, classes)
         raise NotImplementedError

@@ -98,6 +98,7 @@ class Run:
             list(dict.fromkeys(pairs)) or [(-1, -1)], r.logging.probe_size, r.logging.probe_knn,
             self.device, r.schedule.channels_last, r.logging.unbiased_cka,
             transform=self.eval_transform(list(dict.fromkeys([r.student.modality, r.teacher.modality]))),
+            depth_encoding=r.data.depth_encoding,
         )
 
     # -- data views ------------------------------------------------------------
@@ -106,15 +107,16 @@ class Run:
         transform = JointTransform(
             {m: ds.modalities[m] for m in modalities}, seed=seed, size=self._resize, **aug.model_dump()
         )
-        view = ModalityView(ds, modalities, transform)
+        view = ModalityView(ds, modalities, transform, self.recipe.data.depth_encoding)
         s = self.recipe.schedule
         return _loader(view, s.batch_size, True, seed, s.num_workers)
 
     def test_loader(self, modality: str) -> DataLoader:
         """Evaluation sees one modality only: privileged arrays are never read."""
         s = self.recipe.schedule
-        return _loader(ModalityView(self.test_set, [modality], self.eval_transform([modality])), 256, False, 0,
-                       s.num_workers)
+        view = ModalityView(self.test_set, [modality], self.eval_transform([modality]),
+                            self.recipe.data.depth_encoding)
+        return _loader(view, 256, False, 0, s.num_workers)
 
     @property
     def _resize(self) -> int | None:
@@ -164,7 +166,7 @@ class Run:
         return state if "result" in state else None
 
     def _build(self, spec, stages=()) -> TappedModel:
-        channels = self.train_set.modalities[spec.modality].channels
+        channels = self.recipe.data.channels(spec.modality)
         size = self.recipe.data.image_size
         return TappedModel(build_model(spec.model, channels, self.num_classes, spec.weights, size), stages)
 
@@ -219,7 +221,7 @@ class Run:
         """A teacher trained elsewhere (``train: false``): loaded, evaluated when it shares our classes."""
         spec = self.recipe.teacher
         outputs = classifier_outputs(spec.model, read_state_dict(spec.weights))
-        channels = self.train_set.modalities[spec.modality].channels
+        channels = self.recipe.data.channels(spec.modality)
         model = TappedModel(build_model(spec.model, channels, outputs or self.num_classes, spec.weights,
                                         self.recipe.data.image_size))
         print(f"{step}teacher {spec.model} used as-is from {spec.weights} (teacher.train: false)")
@@ -240,7 +242,7 @@ class Run:
         """A loss with learned parts (FitNets regressor), sized from timm's feature_info."""
         spec = self.recipe.student
         with torch.device("meta"):  # only the stage layout is needed
-            probe = build_model(spec.model, self.train_set.modalities[spec.modality].channels, self.num_classes,
+            probe = build_model(spec.model, self.recipe.data.channels(spec.modality), self.num_classes,
                                 image_size=self.recipe.data.image_size)
         s_ch = probe.feature_info[pair.student]["num_chs"]
         t_ch = teacher.model.feature_info[pair.teacher]["num_chs"]

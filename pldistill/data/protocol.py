@@ -80,6 +80,7 @@ class ModalityView(Dataset):
         dataset: PairedDataset,
         names: Sequence[str],
         transform: Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]] | None = None,
+        depth_encoding: str = "metric",
     ):
         missing = [n for n in names if n not in dataset.modalities]
         if missing:
@@ -89,6 +90,7 @@ class ModalityView(Dataset):
         self.dataset = dataset
         self.names = list(names)
         self.transform = transform
+        self.depth_encoding = depth_encoding
 
     def __len__(self) -> int:
         return len(self.dataset)
@@ -97,6 +99,13 @@ class ModalityView(Dataset):
         arrays = self.dataset.load(index, self.names)
         if self.transform is not None:
             arrays = self.transform(arrays)
-        sample = {n: encode(arrays[n], self.dataset.modalities[n]) for n in self.names}
+        sample = {n: self._encode(arrays[n], self.dataset.modalities[n]) for n in self.names}
         sample["label"] = self.dataset.label(index)
         return sample
+
+    def _encode(self, array: np.ndarray, modality: Modality) -> torch.Tensor:
+        if modality.kind == "depth" and self.depth_encoding != "metric":
+            from .depth_encoding import encode_depth
+
+            return encode_depth(array, modality, self.depth_encoding)
+        return encode(array, modality)
