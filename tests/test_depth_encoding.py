@@ -1,5 +1,7 @@
 """Depth encodings: hand-checked values, and a 3-channel teacher built from a colour-encoded recipe."""
 
+import copy
+
 import numpy as np
 import pytest
 import torch
@@ -9,6 +11,15 @@ from pldistill.data.depth_encoding import encode_depth
 from pldistill.data.protocol import encode
 from pldistill.recipe import parse_recipe
 
+COLOUR = {
+    "name": "colour",
+    "data": {"kind": "synthetic_shapes", "num_train": 32, "num_test": 16, "image_size": 32,
+             "depth_encoding": "colour"},
+    "teacher": {"model": "resnet10t", "modality": "depth"},
+    "student": {"model": "mobilenetv3_small_100", "modality": "rgb"},
+    "distill": {"losses": [{"name": "sp", "weight": 1.0, "pairs": [{"teacher": -1, "student": -1}]}]},
+    "schedule": {"epochs": 1, "batch_size": 8, "lr": 0.001},
+}
 DEPTH = Modality("depth", "depth", 1, (2.0,), (0.5,))
 
 
@@ -38,15 +49,7 @@ def test_views_encode_depth_as_asked_and_recipes_size_the_teacher_for_it():
     data = SyntheticShapes("test", 8, image_size=32, seed=0)
     sample = ModalityView(data, ["depth"], depth_encoding="colour")[0]
     assert sample["depth"].shape == (3, 32, 32)
-    raw = {
-        "name": "colour",
-        "data": {"kind": "synthetic_shapes", "num_train": 16, "num_test": 8, "image_size": 32,
-                 "depth_encoding": "colour"},
-        "teacher": {"model": "resnet10t", "modality": "depth"},
-        "student": {"model": "mobilenetv3_small_100", "modality": "rgb"},
-        "distill": {"losses": [{"name": "sp", "weight": 1.0, "pairs": [{"teacher": -1, "student": -1}]}]},
-        "schedule": {"epochs": 1, "batch_size": 8, "lr": 0.001},
-    }
+    raw = copy.deepcopy(COLOUR)
     recipe = parse_recipe(raw)
     assert recipe.data.channels("depth") == 3 and recipe.data.channels("rgb") == 3
     raw["data"]["depth_encoding"] = "inverse"
@@ -63,16 +66,7 @@ def test_a_colour_encoded_depth_teacher_trains_end_to_end(tmp_path):
 
     from pldistill.cli import main
 
-    raw = {
-        "name": "colour",
-        "data": {"kind": "synthetic_shapes", "num_train": 32, "num_test": 16, "image_size": 32,
-                 "depth_encoding": "colour"},
-        "teacher": {"model": "resnet10t", "modality": "depth"},
-        "student": {"model": "mobilenetv3_small_100", "modality": "rgb"},
-        "distill": {"losses": [{"name": "sp", "weight": 1.0, "pairs": [{"teacher": -1, "student": -1}]}]},
-        "schedule": {"epochs": 1, "batch_size": 8, "lr": 0.001},
-        "logging": {"wandb": "disabled", "probe_size": 16},
-    }
+    raw = dict(copy.deepcopy(COLOUR), logging={"wandb": "disabled", "probe_size": 16})
     (tmp_path / "r.yaml").write_text(yaml.safe_dump(raw))
     assert main(["run", str(tmp_path / "r.yaml"), "--runs-dir", str(tmp_path / "runs"), "--quiet"]) == 0
     (run_dir,) = (tmp_path / "runs" / "colour").iterdir()
