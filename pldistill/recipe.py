@@ -25,6 +25,7 @@ from .recipe_data import (
     FoldersData,
     NYUData,
     PackedData,
+    ResolutionPairsData,
     Section,
     SyntheticShapesData,
 )
@@ -35,7 +36,7 @@ class RecipeError(ValueError):
 
 
 DataConfig = Annotated[
-    Union[SyntheticShapesData, NYUData, FoldersData, PackedData], Field(discriminator="kind")
+    Union[SyntheticShapesData, NYUData, FoldersData, PackedData, ResolutionPairsData], Field(discriminator="kind")
 ]
 
 

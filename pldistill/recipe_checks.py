@@ -24,7 +24,7 @@ SPATIAL_LOSSES = {"at": "attention transfer", "fitnet": "a FitNets hint"}
 def check_recipe(recipe: Recipe, path: Path) -> None:
     _check_weights(recipe, path)
     shapes = {
-        role: feature_shapes(spec.model, recipe.data.channels(spec.modality), recipe.data.image_size)
+        role: feature_shapes(spec.model, recipe.data.channels(spec.modality), recipe.data.input_size(spec.modality))
         for role, spec in (("teacher", recipe.teacher), ("student", recipe.student))
     }
     for i, loss in enumerate(recipe.distill.losses):
@@ -65,7 +65,7 @@ def _check_spatial_pair(recipe: Recipe, name: str, pair, shapes: dict, where: st
             )
         if name == "at" and shape[1] * shape[2] == 1:
             raise RecipeError(
-                f"{where}.{role}: stage {index} of {model} is 1×1 at {recipe.data.image_size} px, so its "
+                f"{where}.{role}: stage {index} of {model} is 1×1 at {recipe.data.input_size(getattr(recipe, role).modality)} px, so its "
                 f"attention map is a constant and attention transfer would always be 0; pick a stage with a "
                 f"spatial map (stage: size = {sizes}) or a larger data.image_size"
             )
@@ -96,7 +96,7 @@ def _check_weights(recipe: Recipe, path: Path) -> None:
             with torch.device("meta"):  # the layout only: nothing is allocated or run
                 model = timm.create_model(spec.model, pretrained=False, in_chans=recipe.data.channels(spec.modality),
                                           num_classes=len(recipe.data.classes),
-                                          **size_kwargs(spec.model, recipe.data.image_size))
+                                          **size_kwargs(spec.model, recipe.data.input_size(spec.modality)))
             checked_state(model, spec.model, spec.weights, quiet=True)
         except WeightsError as err:
             raise RecipeError(f"{path}: {role}.weights: {err}") from None

@@ -8,7 +8,7 @@ wrong path or modality fails before training; ``build()`` makes the splits.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import ClassVar, Literal
+from typing import Annotated, ClassVar, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -51,6 +51,10 @@ class DataSection(Section):
     @property
     def classes(self) -> list[str]:
         return list(self._layout()[1])
+
+    def input_size(self, modality: str) -> int:
+        """Side of the square input a model taking ``modality`` sees."""
+        return self.image_size
 
     def channels(self, modality: str) -> int:
         """Input channels a model taking ``modality`` needs (colourised depth has 3)."""
@@ -178,5 +182,52 @@ class PackedData(DataSection):
         return train.modalities, train.classes
 
 
+SourceData = Annotated[Union[SyntheticShapesData, NYUData, FoldersData, PackedData], Field(discriminator="kind")]
+
+
+class ResolutionPairsData(DataSection):
+    """Any image dataset as a resolution pair: ``<modality>_hires`` privileged, ``<modality>`` low-res."""
+
+    kind: Literal["resolution_pairs"]
+    source: SourceData
+    modality: str = "rgb"
+    factor: int = Field(4, ge=2, le=16, description="student resolution = image_size / factor")
+    blur: float = Field(0.0, ge=0, description="Gaussian sigma (high-res pixels) before downsampling")
+    noise: float = Field(0.0, ge=0, description="pixel noise std (0-255) after downsampling")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _hires_is_privileged(cls, raw):
+        if isinstance(raw, dict) and "privileged" not in raw:
+            raw = {**raw, "privileged": [f"{raw.get('modality', 'rgb')}_hires"]}
+        return raw
+
+    @property
+    def needs_resize(self) -> bool:  # type: ignore[override]
+        return self.source.needs_resize
+
+    def _source(self):
+        return self.source.model_copy(update={"image_size": self.image_size})
+
+    def build(self):
+        from .data.resolution import ResolutionPairs
+
+        return tuple(ResolutionPairs(ds, self.modality, self.factor, self.blur, self.noise)
+                     for ds in self._source().build())
+
+    def _layout(self):
+        from .data.protocol import Modality
+
+        modalities, classes = self._source()._layout()
+        if self.modality not in modalities:
+            raise ValueError(f"data.modality: {self.modality!r} is not a modality of the source ({list(modalities)})")
+        base = modalities[self.modality]
+        hires = f"{self.modality}_hires"
+        return {**modalities, hires: Modality(hires, "image", base.channels, base.mean, base.std)}, classes
+
+    def input_size(self, modality: str) -> int:
+        return self.image_size // self.factor if modality == self.modality else self.image_size
+
+
 DATA_KINDS = {"synthetic_shapes": SyntheticShapesData, "nyu_depth_v2": NYUData, "folders": FoldersData,
-              "packed": PackedData}
+              "packed": PackedData, "resolution_pairs": ResolutionPairsData}

@@ -167,7 +167,7 @@ class Run:
 
     def _build(self, spec, stages=()) -> TappedModel:
         channels = self.recipe.data.channels(spec.modality)
-        size = self.recipe.data.image_size
+        size = self.recipe.data.input_size(spec.modality)
         return TappedModel(build_model(spec.model, channels, self.num_classes, spec.weights, size), stages)
 
     # -- stages ----------------------------------------------------------------
@@ -223,7 +223,7 @@ class Run:
         outputs = classifier_outputs(spec.model, read_state_dict(spec.weights))
         channels = self.recipe.data.channels(spec.modality)
         model = TappedModel(build_model(spec.model, channels, outputs or self.num_classes, spec.weights,
-                                        self.recipe.data.image_size))
+                                        self.recipe.data.input_size(spec.modality)))
         print(f"{step}teacher {spec.model} used as-is from {spec.weights} (teacher.train: false)")
         same_labels = outputs == self.num_classes
         test_acc = None
@@ -243,7 +243,7 @@ class Run:
         spec = self.recipe.student
         with torch.device("meta"):  # only the stage layout is needed
             probe = build_model(spec.model, self.recipe.data.channels(spec.modality), self.num_classes,
-                                image_size=self.recipe.data.image_size)
+                                image_size=self.recipe.data.input_size(spec.modality))
         s_ch = probe.feature_info[pair.student]["num_chs"]
         t_ch = teacher.model.feature_info[pair.teacher]["num_chs"]
         return PARAMETRIC_LOSSES[name](s_ch, t_ch)

@@ -99,6 +99,8 @@ class ModalityView(Dataset):
         arrays = self.dataset.load(index, self.names)
         if self.transform is not None:
             arrays = self.transform(arrays)
+        if hasattr(self.dataset, "finalize"):  # derived modalities, made from the augmented arrays
+            arrays = self.dataset.finalize(arrays)
         sample = {n: self._encode(arrays[n], self.dataset.modalities[n]) for n in self.names}
         sample["label"] = self.dataset.label(index)
         return sample
