@@ -86,3 +86,20 @@ def test_nyu_recipe_reads_the_mat_file_and_names_problems(tmp_path):
     raw["data"] = dict(raw["data"], path=str(mat), test_split=None)
     with pytest.raises(RecipeError, match=r"give either split_file \(splits.mat\) or both train_split and test_split"):
         parse_recipe(raw)
+
+
+def test_nyu_frames_go_through_the_joint_augmentation_and_the_loader(tmp_path):
+    from torch.utils.data import DataLoader
+
+    from pldistill.data import JointTransform, ModalityView
+    from pldistill.data.nyu import NYUDepthV2
+
+    mat = tmp_path / "nyu.mat"
+    write_labeled_mat(mat)
+    (tmp_path / "ids.txt").write_text("1\n2\n3\n4\n")
+    nyu = NYUDepthV2(mat, "train", tmp_path / "ids.txt")
+    transform = JointTransform({m: nyu.modalities[m] for m in ("rgb", "depth")}, shift=0.1, scale=0.1, seed=0,
+                               size=32)
+    batch = next(iter(DataLoader(ModalityView(nyu, ["rgb", "depth"], transform), batch_size=4, num_workers=2)))
+    assert tuple(batch["rgb"].shape) == (4, 3, 32, 32) and tuple(batch["depth"].shape) == (4, 1, 32, 32)
+    assert batch["label"].tolist() == [nyu.label(i) for i in range(4)]

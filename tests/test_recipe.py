@@ -25,9 +25,20 @@ def write(tmp_path: Path, raw) -> Path:
     return path
 
 
-def test_every_shipped_recipe_validates():
+def test_every_shipped_recipe_validates(tmp_path):
+    from test_nyu import write_labeled_mat
+
     assert len(RECIPES) > 0
     for path in RECIPES:
+        raw = yaml.safe_load(path.read_text())
+        if raw["data"]["kind"] == "nyu_depth_v2":  # needs the user's file: a clear error, then a stand-in file
+            with pytest.raises(RecipeError, match=r"data: NYU Depth v2 labeled file not found .* never downloads"):
+                load_recipe(path)
+            write_labeled_mat(tmp_path / "nyu.mat")
+            (tmp_path / "ids.txt").write_text("1\n2\n3\n")
+            raw["data"].update(path=str(tmp_path / "nyu.mat"), split_file=None,
+                               train_split=str(tmp_path / "ids.txt"), test_split=str(tmp_path / "ids.txt"))
+            path = write(tmp_path, raw).rename(tmp_path / path.name)
         recipe = load_recipe(path)
         assert recipe.name == path.stem
 
