@@ -5,8 +5,10 @@ then times a DataLoader over the packed file exactly as distillation reads it
 (both modalities, the flagship's joint augmentation, batch 64) with 0, 1 and 2
 workers, against one distillation step's consumption (teacher forward +
 student forward/backward with SP, batch 64, channels_last) measured in the
-same process. Peak memory is each configuration's max RSS (parent and
-workers) next to the packed file's size: the reader must not hold the file.
+same process, with and without the augmentation (to separate the reader's
+cost from albumentations'). Memory: the main process's peak (VmHWM) and its
+growth while reading, next to the packed file's size — the reader must not
+hold the file.
 Writes bench/results/packed_loader.{json,md}.
 
     .venv/bin/python bench/packed_loader.py       # ~1-2 min on 2 CPU cores
@@ -31,29 +33,34 @@ from torch.utils.data import DataLoader
 
 RESULTS = Path(__file__).parent / "results"
 RECIPE = Path(__file__).parents[1] / "recipes" / "depth_to_rgb.yaml"
-BATCHES = 30
+BATCHES = 60
 
 
-def loader_rate(packed: str, workers: int) -> dict:
-    """Run in a fresh process so its max RSS belongs to this configuration alone."""
+def loader_rate(packed: str, workers: int, augment: bool) -> dict:
+    """Run in a fresh process: its memory high-water mark then belongs to this configuration alone."""
     code = f"""
-import json, resource, time, torch
+import json, time, torch
 from torch.utils.data import DataLoader
 from pldistill.recipe import load_recipe
 from pldistill.data import JointTransform, ModalityView
 from pldistill.data.packed import PackedDataset
+
+def hwm():  # this process's peak resident memory (VmHWM, reset by exec unlike ru_maxrss), MB
+    line = next(l for l in open("/proc/self/status") if l.startswith("VmHWM"))
+    return int(line.split()[1]) / 1024
+
 r = load_recipe({str(RECIPE)!r})
 ds = PackedDataset({packed!r})
 t = JointTransform({{m: ds.modalities[m] for m in ("rgb", "depth")}}, seed=0, **r.data.augment.model_dump())
-dl = DataLoader(ModalityView(ds, ["rgb", "depth"], t), batch_size=64, shuffle=True, drop_last=True,
-                num_workers={workers}, persistent_workers={workers} > 0)
+dl = DataLoader(ModalityView(ds, ["rgb", "depth"], t if {augment} else None), batch_size=64, shuffle=True,
+                drop_last=True, num_workers={workers}, persistent_workers={workers} > 0)
 it = iter(dl); next(it)  # start-up (worker spawn) is not throughput
+before = hwm()
 start = time.perf_counter(); n = 0
 for _ in range({BATCHES}):
     n += len(next(it)["label"])
 seconds = time.perf_counter() - start
-rss = max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
-print(json.dumps({{"samples_per_s": n / seconds, "max_rss_mb": rss / 1024}}))
+print(json.dumps({{"samples_per_s": n / seconds, "hwm_mb": hwm(), "hwm_growth_mb": hwm() - before}}))
 """
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -93,10 +100,11 @@ def main() -> int:
         size_mb = Path(packed).stat().st_size / 2**20
         train_rate = training_rate(recipe)
         rows = []
-        for workers in (0, 1, 2):
-            r = loader_rate(packed, workers)
-            rows.append({"workers": workers, **r, "x_training": r["samples_per_s"] / train_rate})
-            print(f"workers {workers}: {r['samples_per_s']:.0f} samples/s", file=sys.stderr)
+        for augment in (False, True):
+            for workers in (0, 1, 2):
+                r = loader_rate(packed, workers, augment)
+                rows.append({"augment": augment, "workers": workers, **r, "x_training": r["samples_per_s"] / train_rate})
+                print(f"augment {augment} workers {workers}: {r['samples_per_s']:.0f} samples/s", file=sys.stderr)
     meta = {
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -116,11 +124,12 @@ def main() -> int:
         f"One distillation step (teacher forward + student forward/backward, SP) consumes "
         f"**{train_rate:.0f} samples/s**.",
         "",
-        "| loader workers | samples/s (rgb + depth, augmented) | × training rate | max RSS MB |",
-        "|---:|---:|---:|---:|",
+        "| joint augmentation | loader workers | samples/s (rgb + depth) | × training rate | main-process peak MB "
+        "| growth while reading MB |",
+        "|---|---:|---:|---:|---:|---:|",
     ]
-    lines += [f"| {r['workers']} | {r['samples_per_s']:.0f} | {r['x_training']:.1f} | {r['max_rss_mb']:.0f} |"
-              for r in rows]
+    lines += [f"| {'yes' if r['augment'] else 'no (reader + decode only)'} | {r['workers']} | {r['samples_per_s']:.0f} "
+              f"| {r['x_training']:.1f} | {r['hwm_mb']:.0f} | {r['hwm_growth_mb']:.1f} |" for r in rows]
     (RESULTS / "packed_loader.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     return 0
