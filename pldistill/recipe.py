@@ -137,6 +137,16 @@ class Logging(Section):
         return self
 
 
+# Data keys added after teachers were first cached: hashed only when set away from their
+# default, so existing cached teachers stay valid and a different setting never reuses them.
+_LATER_KEYS = {"depth_encoding": "metric"}
+
+
+def _hashed_data(data) -> dict:
+    dumped = data.model_dump(exclude={"cache_dir", "privileged"})
+    return {k: v for k, v in dumped.items() if not (k in _LATER_KEYS and v == _LATER_KEYS[k])}
+
+
 class Recipe(Section):
     name: str
     seed: int = 0
@@ -151,7 +161,7 @@ class Recipe(Section):
         """Hash of everything that shapes the teacher: equal hash → reusable teacher."""
         s = self.schedule
         keyed = {
-            "data": self.data.model_dump(exclude={"cache_dir", "privileged"}),
+            "data": _hashed_data(self.data),
             "teacher": self.teacher.model_dump(exclude={"train"}),  # only trained teachers are cached
             "seed": self.seed,
             "schedule": {
