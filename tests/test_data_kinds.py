@@ -36,7 +36,7 @@ def write_folders(root, per_class=12, size=(40, 30)):
 
 
 def folders_recipe(root, image_size=32):
-    return dict(BASE, data={"kind": "folders", "root": str(root), "modalities": {"rgb": "image", "depth": "depth"},
+    return dict(BASE, schedule={"epochs": 1, "teacher_epochs": 6, "batch_size": 8, "lr": 0.005}, data={"kind": "folders", "root": str(root), "modalities": {"rgb": "image", "depth": "depth"},
                             "depth_scale": 0.001, "image_size": image_size})
 
 
@@ -49,8 +49,8 @@ def test_folders_recipe_loads_its_layout_and_trains_end_to_end(tmp_path):
     (run_dir,) = (tmp_path / "runs" / "kinds").iterdir()
     results = json.loads((run_dir / "results.json").read_text())
     assert results["dataset"] == {"kind": "folders", "classes": ["far", "near"], "num_train": 24, "num_test": 24}
-    # depth alone separates the classes (0.8 m vs 2.8 m): even one epoch gets the teacher above chance
-    assert results["teacher"]["test_acc"] > 0.5
+    # depth alone separates the classes (0.8 m vs 2.8 m): a few epochs get the teacher well above chance
+    assert results["teacher"]["test_acc"] >= 0.75, results["teacher"]["history"]
 
 
 def test_pack_then_train_on_the_packed_files(tmp_path, capsys):
