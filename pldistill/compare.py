@@ -34,23 +34,47 @@ VARIANT_NAME = r"^[a-z0-9][a-z0-9_+\-]*$"
 RESERVED = ("scratch", "teacher")
 
 
+def _is_reference(row: str) -> bool:
+    """Rows that are not distilled students: scratch and the teachers."""
+    return row in RESERVED or row.startswith("teacher")
+
+
+class Variant(Section):
+    """A row in long form: its losses, and optionally a teacher on another modality (a control)."""
+
+    losses: list[LossSpec] = Field(min_length=1)
+    teacher_modality: str | None = Field(
+        None, description="train the teacher (same model and budget) on this modality instead"
+    )
+    control_for: str | None = Field(
+        None, description="the row this one controls: the table reports that row minus this one, paired"
+    )
+
+
 class Comparison(Section):
     name: str
     base: str = Field(description="recipe file, relative to this file")
     seeds: list[int] = Field(default_factory=lambda: [0, 1, 2], min_length=1)
-    variants: dict[str, list[LossSpec]] = Field(min_length=1, description="row name → distill.losses")
+    variants: dict[str, list[LossSpec] | Variant] = Field(min_length=1, description="row name → distill.losses")
 
     @field_validator("variants")
     @classmethod
-    def _names(cls, variants: dict[str, list[LossSpec]]) -> dict[str, list[LossSpec]]:
-        for name, losses in variants.items():
-            if not re.match(VARIANT_NAME, name) or name in RESERVED:
+    def _names(cls, variants: dict) -> dict[str, Variant]:
+        out = {}
+        for name, row in variants.items():
+            if not re.match(VARIANT_NAME, name) or _is_reference(name):
                 raise ValueError(
-                    f"variant name {name!r} must be lower-case letters, digits, _ + - and not one of {RESERVED}"
+                    f"variant name {name!r} must be lower-case letters, digits, _ + - and not {RESERVED} "
+                    "or start with 'teacher'"
                 )
-            if not losses:
-                raise ValueError(f"variant {name!r} has no losses (the scratch row is always included)")
-        return variants
+            if isinstance(row, list):
+                if not row:
+                    raise ValueError(f"variant {name!r} has no losses (the scratch row is always included)")
+                row = Variant(losses=row)
+            if row.control_for is not None and row.control_for not in variants:
+                raise ValueError(f"variant {name!r}: control_for {row.control_for!r} is not a variant")
+            out[name] = row
+        return out
 
 
 def load_comparison(path: str | Path) -> tuple[Comparison, Recipe, dict[str, Recipe]]:
@@ -67,13 +91,36 @@ def load_comparison(path: str | Path) -> tuple[Comparison, Recipe, dict[str, Rec
     base_raw = read_yaml(base_path)
     base = parse_recipe(base_raw, base_path)
     variants = {}
-    for name, losses in comparison.variants.items():
-        raw_variant = {**base_raw, "distill": {"losses": [loss.model_dump() for loss in losses]}}
+    for name, row in comparison.variants.items():
+        raw_variant = {**base_raw, "distill": {"losses": [loss.model_dump() for loss in row.losses]}}
+        if row.teacher_modality is not None:
+            raw_variant["teacher"] = {**base_raw["teacher"], "modality": row.teacher_modality}
         try:
             variants[name] = parse_recipe(raw_variant, path)
         except RecipeError as err:  # point at the variant, not at the base recipe's key
             raise RecipeError(str(err).replace("distill.losses", f"variants.{name}")) from None
     return comparison, base, variants
+
+
+def _spec(row: Variant, recipe: Recipe) -> list | dict:
+    """What a row's cells were trained with: a changed row is never resumed into old cells."""
+    losses = [loss.model_dump(mode="json") for loss in recipe.distill.losses]
+    return losses if row.teacher_modality is None else {"losses": losses, "teacher_modality": row.teacher_modality}
+
+
+def controlled_gains(cells: list[dict], comparison: "Comparison") -> list[dict]:
+    """Row minus its control, paired by seed: e.g. the privileged gain of SP(depth) over SP(rgb)."""
+    acc = {(c["seed"], c["row"]): c["test_acc"] for c in cells}
+    out = []
+    for name, row in comparison.variants.items():
+        if row.control_for is None:
+            continue
+        diffs = [acc[s, row.control_for] - acc[s, name] for s in comparison.seeds
+                 if (s, name) in acc and (s, row.control_for) in acc]
+        if diffs:
+            mean, std = _mean_std(diffs)
+            out.append({"row": row.control_for, "control": name, "mean": mean, "std": std, "seeds": len(diffs)})
+    return out
 
 
 def _mean_std(values: list[float]) -> tuple[float, float]:
@@ -100,7 +147,7 @@ def summarise(cells: list[dict], rows: list[str]) -> list[dict]:
             "seconds_mean": statistics.fmean(c["seconds"] for c in mine),
             "losses": mine[0]["losses"],
         }
-        if row not in RESERVED and gains:
+        if not _is_reference(row) and gains:
             summary["gain_mean"], summary["gain_std"] = _mean_std(gains)
         out.append(summary)
     return out
@@ -136,7 +183,7 @@ def plot_comparison(summary: list[dict], path: Path, title: str) -> None:
 
     fig, ax = plt.subplots(figsize=(1.0 + 0.9 * len(summary), 3.6))
     xs = range(len(summary))
-    colours = ["0.6" if s["row"] in RESERVED else "tab:blue" for s in summary]
+    colours = ["0.6" if _is_reference(s["row"]) else "tab:blue" for s in summary]
     ax.bar(xs, [100 * s["mean"] for s in summary], yerr=[100 * s["std"] for s in summary],
            color=colours, capsize=3)
     for x, s in zip(xs, summary):
@@ -180,7 +227,7 @@ def run_comparison(
         (run_dir / "comparison.yaml").write_text(yaml.safe_dump(comparison.model_dump(mode="json"), sort_keys=False))
     cells = _read_cells(run_dir)
     described = {name: "CE + " + describe_losses(v.distill.losses) for name, v in variants.items()}
-    specs = {name: [loss.model_dump(mode="json") for loss in v.distill.losses] for name, v in variants.items()}
+    specs = {name: _spec(comparison.variants[name], v) for name, v in variants.items()}
     changed = sorted({c["row"] for c in cells if c["row"] in specs and c.get("spec", specs[c["row"]]) != specs[c["row"]]})
     if changed:
         raise RecipeError(
@@ -190,7 +237,9 @@ def run_comparison(
     if resume is not None:  # the folder records what its rows were trained with
         (run_dir / "comparison.yaml").write_text(yaml.safe_dump(comparison.model_dump(mode="json"), sort_keys=False))
     done = {(c["seed"], c["row"]) for c in cells}
-    rows = ["scratch", *variants, "teacher"]
+    control_teachers = sorted({f"teacher_{v.teacher.modality}" for v in variants.values()
+                               if v.teacher.modality != base.teacher.modality})
+    rows = ["scratch", *variants, "teacher", *control_teachers]
     device = "cpu"
     started = time.perf_counter()
     for seed in comparison.seeds:
@@ -216,10 +265,23 @@ def run_comparison(
                 result = run.student("scratch", step=f"[seed {seed}] ")
                 new_cells.append({"row": "scratch", "test_acc": result["test_acc"],
                                   "seconds": result["seconds"], "losses": "CE"})
+            controls: dict[str, tuple] = {}  # teacher modality → (run, teacher) of the same-budget control
             for name, variant in variants.items():
+                modality = variant.teacher.modality
+                if modality != base.teacher.modality and (
+                    name in todo or f"teacher_{modality}" in todo
+                ) and modality not in controls:
+                    sub = Run(variant.model_copy(update={"seed": seed}), seed_dir / f"teacher_{modality}", tracker,
+                              progress)
+                    controls[modality] = (sub, *sub.teacher(step=f"[seed {seed}] control "))
+                    if f"teacher_{modality}" in todo:
+                        new_cells.append({"row": f"teacher_{modality}", "test_acc": controls[modality][2]["test_acc"],
+                                          "seconds": controls[modality][2]["seconds"],
+                                          "losses": f"CE on {modality!r} (same model and budget as the teacher)"})
                 if name not in todo:
                     continue
-                result = run.student(name, teacher, variant.distill.losses, step=f"[seed {seed}] ")
+                owner, tutor = (run, teacher) if modality == base.teacher.modality else controls[modality][:2]
+                result = owner.student(name, tutor, variant.distill.losses, step=f"[seed {seed}] ")
                 new_cells.append({"row": name, "test_acc": result["test_acc"], "seconds": result["seconds"],
                                   "losses": described[name], "spec": specs[name]})
                 _append_cells(run_dir, seed, new_cells)
@@ -229,16 +291,23 @@ def run_comparison(
             tracker.finish()
     cells = _read_cells(run_dir)
     summary = summarise(cells, rows)
+    gains = controlled_gains(cells, comparison)
     results: dict[str, Any] = {
         "comparison": comparison.name,
         "file": str(path),
         "device": device,
         "seconds": time.perf_counter() - started,
         "rows": summary,
+        "controlled_gains": gains,
         "cells": cells,
     }
     (run_dir / "comparison.json").write_text(json.dumps(results, indent=2))
-    (run_dir / "comparison.md").write_text(comparison_markdown(comparison.name, summary, device, base))
+    table = comparison_markdown(comparison.name, summary, device, base)
+    for g in gains:
+        table += (f"\n{g['row']} − {g['control']} (paired over {g['seeds']} seeds): "
+                  f"{100 * g['mean']:+.1f} ± {100 * g['std']:.1f} points — what the privileged modality adds "
+                  "beyond having a teacher of the same model and budget.\n")
+    (run_dir / "comparison.md").write_text(table)
     plot_comparison(summary, run_dir / "comparison.png",
                     f"{comparison.name}: {base.student.model} ({base.student.modality}), "
                     f"{len(comparison.seeds)} seed(s)")

@@ -70,6 +70,25 @@ def test_resume_trains_only_missing_rows_and_reproduces_them(comparison, capsys)
     assert strip(again) == strip(full)  # same seeds, same accuracies: training is deterministic
 
 
+def test_same_modality_control_trains_its_own_teacher_and_reports_the_privileged_gain(tmp_path):
+    (tmp_path / "base.yaml").write_text(yaml.safe_dump(BASE))
+    sp = [{"name": "sp", "weight": 3000.0, "pairs": [{"teacher": -1, "student": -1}]}]
+    comparison = dict(COMPARISON, seeds=[0], variants={
+        "sp": sp, "sp-rgb": {"losses": sp, "teacher_modality": "rgb", "control_for": "sp"}})
+    (tmp_path / "cmp.yaml").write_text(yaml.safe_dump(comparison, sort_keys=False))
+    assert main(["compare", str(tmp_path / "cmp.yaml"), "--runs-dir", str(tmp_path / "runs"), "--quiet"]) == 0
+    (run_dir,) = (tmp_path / "runs" / "tiny_cmp").iterdir()
+    results = json.loads((run_dir / "comparison.json").read_text())
+    assert [r["row"] for r in results["rows"]] == ["scratch", "sp", "sp-rgb", "teacher", "teacher_rgb"]
+    acc = {c["row"]: c["test_acc"] for c in results["cells"]}
+    (gain,) = results["controlled_gains"]
+    assert gain["row"] == "sp" and gain["control"] == "sp-rgb"
+    assert gain["mean"] == pytest.approx(acc["sp"] - acc["sp-rgb"])
+    control = torch.load(run_dir / "seed0" / "teacher_rgb" / "checkpoints" / "teacher.pt", weights_only=True)
+    assert control["state_dict"]["conv1.0.weight"].shape[1] == 3  # the control teacher takes RGB
+    assert "sp − sp-rgb (paired over 1 seeds)" in (run_dir / "comparison.md").read_text()
+
+
 def test_resume_refuses_a_variant_whose_losses_changed(comparison, capsys):
     root, run_dir = comparison
     changed = dict(COMPARISON, variants=dict(COMPARISON["variants"], sp=[
