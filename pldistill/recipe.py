@@ -105,6 +105,11 @@ class LossSpec(Section):
 
 class Distill(Section):
     losses: list[LossSpec] = Field(min_length=1)
+    same_modality_control: bool = Field(
+        True,
+        description="also distil from a teacher of the same model and budget trained on the student's modality; "
+        "the difference is the privileged gain",
+    )
 
 
 class Schedule(Section):

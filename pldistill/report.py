@@ -49,8 +49,21 @@ def results_markdown(results: dict, recipe) -> str:
         "| role | model | trained on | evaluated on | params | test acc | loss |",
         "|---|---|---|---|---:|---:|---|",
     ]
+    control = results.get("control")
+    if control:
+        ct, cs = control["teacher"], control["student"]
+        rows += [
+            ("control teacher", ct["model"], ct["modality"], ct["modality"], ct["params"], ct["test_acc"],
+             "reused" if ct.get("reused") else "CE (same model and budget as the teacher)"),
+            ("student (control)", cs["model"], f"{cs['modality']} + {ct['modality']} teacher", cs["modality"],
+             cs["params"], cs["test_acc"], f"CE + {losses}"),
+        ]
     for role, model, train_on, eval_on, params, acc, loss in rows:
         lines.append(f"| {role} | {model} | {train_on} | {eval_on} | {_params(params)} | {_pct(acc)} | {loss} |")
     gain = 100 * results["distill_gain"]
-    lines += ["", f"Distillation gain over the scratch student: {gain:+.1f} points.", ""]
+    lines += ["", f"Distillation gain over the scratch student: {gain:+.1f} points."]
+    if control:
+        lines.append(f"Privileged gain (distilled − control, the same distillation from a teacher on "
+                     f"{control['teacher']['modality']!r}): {100 * control['privileged_gain']:+.1f} points.")
+    lines.append("")
     return "\n".join(lines)

@@ -77,8 +77,9 @@ def _loader(view: ModalityView, batch_size: int, train: bool, seed: int, workers
 class Run:
     """Holds what the three stages share: data, device, tracker, run folder."""
 
-    def __init__(self, recipe: Recipe, run_dir: Path, tracker: Tracker, progress: bool = True):
+    def __init__(self, recipe: Recipe, run_dir: Path, tracker: Tracker, progress: bool = True, log_prefix: str = ""):
         self.recipe = recipe
+        self.log_prefix = log_prefix  # e.g. "control/": the same-modality control logs beside the main run
         self.run_dir = run_dir
         self.tracker = tracker
         self.progress = progress
@@ -147,7 +148,7 @@ class Run:
             device=self.device,
             channels_last=s.channels_last,
             log=lambda row, _step: self.tracker.log(row),
-            prefix=prefix,
+            prefix=self.log_prefix + prefix,
             progress=self.progress,
             progress_file=self._progress_file(prefix),
             checkpoint_every=s.checkpoint_every,
@@ -312,6 +313,21 @@ class Run:
         return summary
 
 
+def _same_modality_control(recipe: Recipe, run_dir: Path, tracker: Tracker, progress: bool, distilled: dict) -> dict:
+    """The same teacher model and budget on the student's own modality, and the same distillation from it.
+
+    Without this row a distillation gain cannot be credited to the privileged
+    modality: it may come from merely having a (stronger) teacher.
+    """
+    spec = recipe.teacher.model_copy(update={"modality": recipe.student.modality})
+    control_recipe = recipe.model_copy(update={"teacher": spec})
+    sub = Run(control_recipe, run_dir / "control", tracker, progress, log_prefix="control/")
+    teacher, info = sub.teacher(step="[4/5] control ")
+    student = sub.student("distilled", teacher, step="[5/5] control ")
+    return {"teacher": info, "student": student,
+            "privileged_gain": distilled["test_acc"] - student["test_acc"]}
+
+
 def _report(run_dir: Path, tracker: Tracker) -> None:
     """report.html and its figures, also sent to W&B; a drawing failure never costs the results."""
     try:
@@ -396,10 +412,14 @@ def run_recipe(
         if progress:
             print(f"run folder: {run_dir} (interrupted? `pldistill run {recipe_path}` resumes it)")
         try:
-            teacher, teacher_info = run.teacher(step="[1/3] ")
+            control_wanted = (recipe.distill.same_modality_control and recipe.teacher.train
+                              and recipe.teacher.modality != recipe.student.modality)
+            steps = 5 if control_wanted else 3
+            teacher, teacher_info = run.teacher(step=f"[1/{steps}] ")
             run.attach_probe(teacher)
-            scratch = run.student("scratch", step="[2/3] ")
-            distilled = run.student("distilled", teacher, step="[3/3] ")
+            scratch = run.student("scratch", step=f"[2/{steps}] ")
+            distilled = run.student("distilled", teacher, step=f"[3/{steps}] ")
+            control = _same_modality_control(recipe, run_dir, tracker, progress, distilled) if control_wanted else None
         except FloatingPointError as exc:
             raise FloatingPointError(
                 f"{exc}; training stopped and the last good epoch is kept in {run_dir / 'checkpoints'} "
@@ -424,6 +444,7 @@ def run_recipe(
             "teacher": teacher_info,
             "students": {"scratch": scratch, "distilled": distilled},
             "distill_gain": distilled["test_acc"] - scratch["test_acc"],
+            "control": control,
             "seconds_total": time.perf_counter() - started,
         }
         tracker.summary(
@@ -432,6 +453,8 @@ def run_recipe(
                 "student_scratch/test_acc": scratch["test_acc"],
                 "student_distilled/test_acc": distilled["test_acc"],
                 "distill_gain": results["distill_gain"],
+                **({"control/student_distilled/test_acc": control["student"]["test_acc"],
+                    "privileged_gain": control["privileged_gain"]} if control else {}),
                 **{f"student_{k}/{m}": v for k in ("scratch", "distilled")
                    for m, v in results["students"][k]["alignment"].items()},
             }

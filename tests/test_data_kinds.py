@@ -16,7 +16,8 @@ BASE = {
     "name": "kinds",
     "teacher": {"model": "resnet10t", "modality": "depth"},
     "student": {"model": "mobilenetv3_small_100", "modality": "rgb"},
-    "distill": {"losses": [{"name": "sp", "weight": 100.0, "pairs": [{"teacher": -1, "student": -1}]}]},
+    "distill": {"losses": [{"name": "sp", "weight": 100.0, "pairs": [{"teacher": -1, "student": -1}]}],
+                "same_modality_control": False},
     "schedule": {"epochs": 1, "batch_size": 8, "lr": 0.002},
     "logging": {"wandb": "disabled", "probe_size": 16},
 }

@@ -17,7 +17,8 @@ COLOUR = {
              "depth_encoding": "colour"},
     "teacher": {"model": "resnet10t", "modality": "depth"},
     "student": {"model": "mobilenetv3_small_100", "modality": "rgb"},
-    "distill": {"losses": [{"name": "sp", "weight": 1.0, "pairs": [{"teacher": -1, "student": -1}]}]},
+    "distill": {"losses": [{"name": "sp", "weight": 1.0, "pairs": [{"teacher": -1, "student": -1}]}],
+                "same_modality_control": False},
     "schedule": {"epochs": 1, "batch_size": 8, "lr": 0.001},
 }
 DEPTH = Modality("depth", "depth", 1, (2.0,), (0.5,))

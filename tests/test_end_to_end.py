@@ -54,6 +54,12 @@ def test_run_folder_holds_resolved_recipe_checkpoints_and_results(tiny_run):
     )
     table = (run_dir / "results.md").read_text()
     assert "| teacher | resnet10t | depth | depth |" in table
+    control = results["control"]  # the same teacher model and budget on RGB, the same SP from it
+    assert control["teacher"]["modality"] == "rgb" and control["student"]["modality"] == "rgb"
+    assert control["privileged_gain"] == pytest.approx(
+        results["students"]["distilled"]["test_acc"] - control["student"]["test_acc"])
+    assert "| control teacher | resnet10t | rgb | rgb |" in table and "Privileged gain (distilled − control" in table
+    assert (run_dir / "control" / "checkpoints" / "student_distilled.pt").is_file()
 
 
 def test_teacher_learns_well_above_chance(tiny_run):

@@ -41,7 +41,8 @@ RECIPE = {
              "source": {"kind": "synthetic_shapes", "num_train": 64, "num_test": 32}},
     "teacher": {"model": "resnet10t", "modality": "rgb_hires"},
     "student": {"model": "mobilenetv3_small_100", "modality": "rgb"},
-    "distill": {"losses": [{"name": "sp", "weight": 100.0, "pairs": [{"teacher": -1, "student": -1}]}]},
+    "distill": {"losses": [{"name": "sp", "weight": 100.0, "pairs": [{"teacher": -1, "student": -1}]}],
+                "same_modality_control": False},
     "schedule": {"epochs": 1, "batch_size": 16, "lr": 0.002},
     "logging": {"wandb": "disabled", "probe_size": 16},
 }

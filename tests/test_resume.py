@@ -109,7 +109,7 @@ def test_run_killed_at_a_random_step_resumes_to_the_same_weights_and_results(tmp
     assert reference.wait(timeout=300) == 0, reference.stdout.read()
 
     chooser = random.Random()
-    after_rows, delay = chooser.randint(1, 8), chooser.uniform(0.0, 0.4)  # 9 epoch rows in all
+    after_rows, delay = chooser.randint(1, 14), chooser.uniform(0.0, 0.4)  # 15 epoch rows, control included
     where = f"killed after metrics row {after_rows} + {delay:.2f} s"
     victim = _cli(recipe, tmp_path / "run", tmp_path / "cache_run")
     deadline = time.time() + 300
@@ -128,9 +128,10 @@ def test_run_killed_at_a_random_step_resumes_to_the_same_weights_and_results(tmp
     assert [p.name for p in (tmp_path / "run" / "killed").iterdir()] == [run_dir.name]
 
     (ref_dir,) = (tmp_path / "ref" / "killed").iterdir()
-    for stage in ("teacher", "student_scratch", "student_distilled"):
-        a = torch.load(ref_dir / "checkpoints" / f"{stage}.pt", weights_only=True)["state_dict"]
-        b = torch.load(run_dir / "checkpoints" / f"{stage}.pt", weights_only=True)["state_dict"]
+    for stage in ("teacher", "student_scratch", "student_distilled", "control/teacher", "control/student_distilled"):
+        folder, _, name = stage.rpartition("/")
+        a = torch.load(ref_dir / folder / "checkpoints" / f"{name}.pt", weights_only=True)["state_dict"]
+        b = torch.load(run_dir / folder / "checkpoints" / f"{name}.pt", weights_only=True)["state_dict"]
         assert all(torch.equal(a[k], b[k]) for k in a), f"{stage} differs; {where}"
     assert not list(run_dir.glob("checkpoints/*.progress.pt"))
     ref, res = (json.loads((d / "results.json").read_text()) for d in (ref_dir, run_dir))
