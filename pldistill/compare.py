@@ -272,7 +272,7 @@ def run_comparison(
                     name in todo or f"teacher_{modality}" in todo
                 ) and modality not in controls:
                     sub = Run(variant.model_copy(update={"seed": seed}), seed_dir / f"teacher_{modality}", tracker,
-                              progress)
+                              progress, datasets=(run.train_set, run.test_set))
                     controls[modality] = (sub, *sub.teacher(step=f"[seed {seed}] control "))
                     if f"teacher_{modality}" in todo:
                         new_cells.append({"row": f"teacher_{modality}", "test_acc": controls[modality][2]["test_acc"],

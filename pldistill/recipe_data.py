@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, ClassVar, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 
 
 class Section(BaseModel):
@@ -44,13 +44,21 @@ class DataSection(Section):
     # Real files have their own sizes; they are resized to image_size (the embedded set renders at it).
     needs_resize: ClassVar[bool] = True
 
+    _layout_cache: tuple | None = PrivateAttr(None)
+
+    def layout(self) -> tuple[dict, list[str]]:
+        """(modalities, classes), read once: real kinds open files or scan folders for it."""
+        if self._layout_cache is None:
+            self._layout_cache = self._layout()
+        return self._layout_cache
+
     @property
     def modalities(self) -> list[str]:
-        return list(self._layout()[0])
+        return list(self.layout()[0])
 
     @property
     def classes(self) -> list[str]:
-        return list(self._layout()[1])
+        return list(self.layout()[1])
 
     def input_size(self, modality: str) -> int:
         """Side of the square input a model taking ``modality`` sees."""
@@ -58,7 +66,7 @@ class DataSection(Section):
 
     def channels(self, modality: str) -> int:
         """Input channels a model taking ``modality`` needs (colourised depth has 3)."""
-        m = self._layout()[0][modality]
+        m = self.layout()[0][modality]
         return 3 if m.kind == "depth" and self.depth_encoding == "colour" else m.channels
 
     def _layout(self):  # (modalities dict, classes)
@@ -218,7 +226,7 @@ class ResolutionPairsData(DataSection):
     def _layout(self):
         from .data.protocol import Modality
 
-        modalities, classes = self._source()._layout()
+        modalities, classes = self._source().layout()
         if self.modality not in modalities:
             raise ValueError(f"data.modality: {self.modality!r} is not a modality of the source ({list(modalities)})")
         base = modalities[self.modality]

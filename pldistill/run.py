@@ -77,14 +77,16 @@ def _loader(view: ModalityView, batch_size: int, train: bool, seed: int, workers
 class Run:
     """Holds what the three stages share: data, device, tracker, run folder."""
 
-    def __init__(self, recipe: Recipe, run_dir: Path, tracker: Tracker, progress: bool = True, log_prefix: str = ""):
+    def __init__(self, recipe: Recipe, run_dir: Path, tracker: Tracker, progress: bool = True, log_prefix: str = "",
+                 datasets: tuple | None = None):
         self.recipe = recipe
         self.log_prefix = log_prefix  # e.g. "control/": the same-modality control logs beside the main run
         self.run_dir = run_dir
         self.tracker = tracker
         self.progress = progress
         self.device = pick_device(recipe.schedule.device)
-        self.train_set, self.test_set = build_datasets(recipe.data)
+        # a control run shares its parent's data: pass (train, test) rather than reading them again
+        self.train_set, self.test_set = datasets or build_datasets(recipe.data)
         self.num_classes = len(self.train_set.classes)
         self.probe: AlignmentProbe | None = None
 
@@ -313,15 +315,16 @@ class Run:
         return summary
 
 
-def _same_modality_control(recipe: Recipe, run_dir: Path, tracker: Tracker, progress: bool, distilled: dict) -> dict:
+def _same_modality_control(run: Run, distilled: dict) -> dict:
     """The same teacher model and budget on the student's own modality, and the same distillation from it.
 
     Without this row a distillation gain cannot be credited to the privileged
     modality: it may come from merely having a (stronger) teacher.
     """
+    recipe = run.recipe
     spec = recipe.teacher.model_copy(update={"modality": recipe.student.modality})
-    control_recipe = recipe.model_copy(update={"teacher": spec})
-    sub = Run(control_recipe, run_dir / "control", tracker, progress, log_prefix="control/")
+    sub = Run(recipe.model_copy(update={"teacher": spec}), run.run_dir / "control", run.tracker, run.progress,
+              log_prefix="control/", datasets=(run.train_set, run.test_set))
     teacher, info = sub.teacher(step="[4/5] control ")
     student = sub.student("distilled", teacher, step="[5/5] control ")
     return {"teacher": info, "student": student,
@@ -419,7 +422,7 @@ def run_recipe(
             run.attach_probe(teacher)
             scratch = run.student("scratch", step=f"[2/{steps}] ")
             distilled = run.student("distilled", teacher, step=f"[3/{steps}] ")
-            control = _same_modality_control(recipe, run_dir, tracker, progress, distilled) if control_wanted else None
+            control = _same_modality_control(run, distilled) if control_wanted else None
         except FloatingPointError as exc:
             raise FloatingPointError(
                 f"{exc}; training stopped and the last good epoch is kept in {run_dir / 'checkpoints'} "

@@ -29,14 +29,18 @@ def _normalised_distances(e: Tensor) -> Tensor:
     return d / mean.clamp_min(1e-12)
 
 
-def rkd_distance_loss(teacher: Tensor, student: Tensor) -> Tensor:
+def _relation_loss(teacher: Tensor, student: Tensor, relation, minimum: int, what: str) -> Tensor:
+    """Huber loss between a batch-internal relation of the student and of the (fixed) teacher."""
     same_batch(teacher, student, "RKD")
-    need_batch(student, 2, "RKD's distance term")
+    need_batch(student, minimum, what)
     with torch.autocast(device_type=student.device.type, enabled=False):
         with torch.no_grad():
-            d_t = _normalised_distances(_embed(teacher))
-        d_s = _normalised_distances(_embed(student))
-        return F.smooth_l1_loss(d_s, d_t)
+            target = relation(_embed(teacher))
+        return F.smooth_l1_loss(relation(_embed(student)), target)
+
+
+def rkd_distance_loss(teacher: Tensor, student: Tensor) -> Tensor:
+    return _relation_loss(teacher, student, _normalised_distances, 2, "RKD's distance term")
 
 
 def _angles(e: Tensor) -> Tensor:
@@ -45,12 +49,7 @@ def _angles(e: Tensor) -> Tensor:
 
 
 def rkd_angle_loss(teacher: Tensor, student: Tensor) -> Tensor:
-    same_batch(teacher, student, "RKD")
-    need_batch(student, 3, "RKD's angle term")
-    with torch.autocast(device_type=student.device.type, enabled=False):
-        with torch.no_grad():
-            a_t = _angles(_embed(teacher))
-        return F.smooth_l1_loss(_angles(_embed(student)), a_t)
+    return _relation_loss(teacher, student, _angles, 3, "RKD's angle term")
 
 
 def rkd_loss(teacher: Tensor, student: Tensor, angle_weight: float = 2.0) -> Tensor:
