@@ -62,7 +62,7 @@ def _report(args: argparse.Namespace) -> int:
 
 def _pack(args: argparse.Namespace) -> int:
     from .data.packed import PackedDatasetError, pack
-    from .recipe import load_recipe
+    from .recipe import RecipeError, load_recipe
 
     recipe = load_recipe(args.recipe)
     train, test = recipe.data.build()

@@ -16,12 +16,11 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 
 from .models import UnknownModelError, check_model_name
 from .recipe_data import (
     DATA_KINDS,
-    Augment,
     FoldersData,
     NYUData,
     PackedData,

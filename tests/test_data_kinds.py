@@ -104,3 +104,18 @@ def test_nyu_frames_go_through_the_joint_augmentation_and_the_loader(tmp_path):
     batch = next(iter(DataLoader(ModalityView(nyu, ["rgb", "depth"], transform), batch_size=4, num_workers=2)))
     assert tuple(batch["rgb"].shape) == (4, 3, 32, 32) and tuple(batch["depth"].shape) == (4, 1, 32, 32)
     assert batch["label"].tolist() == [nyu.label(i) for i in range(4)]
+
+
+def test_pack_names_a_dataset_that_cannot_be_packed(tmp_path, capsys, monkeypatch):
+    from pldistill.data import packed
+
+    write_folders(tmp_path / "data")
+    (tmp_path / "r.yaml").write_text(yaml.safe_dump(folders_recipe(tmp_path / "data")))
+
+    def refuse(*args, **kwargs):
+        raise packed.PackedDatasetError("modality 'rgb': sample 7 has shape (16, 16, 3) but sample 0 has (32, 32, 3)")
+
+    monkeypatch.setattr(packed, "pack", refuse)
+    assert main(["pack", str(tmp_path / "r.yaml"), "--out", str(tmp_path / "packed")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("pldistill: error: ") and "r.yaml: data: modality 'rgb': sample 7" in err

@@ -1,7 +1,6 @@
 """A tiny real run through the command line: it trains, learns, writes and logs."""
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest

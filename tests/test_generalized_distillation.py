@@ -1,7 +1,6 @@
 """Generalized distillation's synthetic experiments: a real gain where the paper has one, none in its controls."""
 
 import numpy as np
-import pytest
 
 from pldistill.cli import main
 from pldistill.generalized_distillation import make_split, run_synthetic
