@@ -52,23 +52,16 @@ def load_mnist_folder(root: str | Path, cache: str | Path | None = None) -> dict
 def mnist_arrays(path: str | Path, cache_dir: Path) -> dict[str, np.ndarray]:
     """MNIST from a PNG folder or its .tar.gz (unpacked once, safely, into ``cache_dir``)."""
     import hashlib
-    import tarfile
+
+    from .data.archives import data_folder, find_root
 
     path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"{path} not found: give the MNIST PNG folder or mnist-png.tar.gz "
-                                "(e.g. ../shared/data/mnist-png.tar.gz); pldistill never downloads data")
-    key = hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:12]
-    folder = path
-    if path.is_file():
-        folder = cache_dir / f"mnist-{key}"
-        if not (folder / "test").is_dir():
-            with tarfile.open(path) as tar:
-                tar.extractall(folder, filter="data")  # no absolute paths, links or devices
-        subdirs = [d for d in folder.iterdir() if d.is_dir()]
-        if not (folder / "train").is_dir() and len(subdirs) == 1:
-            folder = subdirs[0]
-    return load_mnist_folder(folder, cache_dir / f"mnist-{key}.npz")
+    cache = cache_dir / f"mnist-{hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:12]}.npz"
+    if cache.exists():  # decoded before: no need to unpack again
+        return load_mnist_folder(path, cache)
+    folder = find_root(data_folder(path, "MNIST (PNG)", "e.g. ../shared/data/mnist-png.tar.gz", cache_dir),
+                       "test", "MNIST as {train,test}/<digit>/*.png")
+    return load_mnist_folder(folder, cache)
 
 
 def downsample(images: np.ndarray, size: int = 7) -> np.ndarray:
