@@ -21,11 +21,16 @@ from pydantic import BaseModel, Field, ValidationError, field_validator, model_v
 from .models import UnknownModelError, check_model_name
 from .recipe_data import (
     DATA_KINDS,
+    ClassPairedData,
+    DTDData,
     FoldersData,
+    ImageClassesData,
     NYUData,
     PackedData,
     ResolutionPairsData,
     Section,
+    SpeechDigitsData,
+    SUNRGBDData,
     SyntheticShapesData,
 )
 
@@ -35,7 +40,8 @@ class RecipeError(ValueError):
 
 
 DataConfig = Annotated[
-    Union[SyntheticShapesData, NYUData, FoldersData, PackedData, ResolutionPairsData], Field(discriminator="kind")
+    Union[SyntheticShapesData, NYUData, FoldersData, PackedData, ResolutionPairsData, ImageClassesData, DTDData,
+          SpeechDigitsData, ClassPairedData, SUNRGBDData], Field(discriminator="kind")
 ]
 
 

@@ -190,7 +190,223 @@ class PackedData(DataSection):
         return train.modalities, train.classes
 
 
-SourceData = Annotated[Union[SyntheticShapesData, NYUData, FoldersData, PackedData], Field(discriminator="kind")]
+def _keyed(key: str, read):
+    """Run ``read()``; a missing or bad file names the recipe key that points at it (``source.root: …``)."""
+    try:
+        return read()
+    except (OSError, ValueError, KeyError) as exc:
+        inner = getattr(exc, "data_key", None)  # already keyed further down: extend the dotted key
+        text = getattr(exc, "data_text", exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc))
+        full = f"{key}.{inner}" if inner else key
+        try:
+            again = type(exc)(f"{full}: {text}")
+        except TypeError:  # an exception type that takes other arguments
+            again = ValueError(f"{full}: {text}")
+        again.data_key, again.data_text = full, text
+        raise again from None
+
+
+SHARED_HINT = "e.g. ../shared/data/{}"
+
+
+class RealFilesData(DataSection):
+    """A data set read from a folder or an archive (``root``): unpacked once into the cache, never downloaded."""
+
+    root: str = Field(description="folder, or .tar.gz unpacked once into the git-ignored cache")
+    privileged: list[str] = Field(default_factory=list, description="one modality: nothing is privileged")
+
+    title: ClassVar[str] = "the data set"  # for messages
+    archive: ClassVar[str] = "the archive"  # what to pass when root is missing
+    marker: ClassVar[str | None] = None  # what the data folder holds (archives may wrap it in one more folder)
+
+    def folder(self) -> Path:
+        """The data folder: ``root`` itself, or the archive's unpacked copy in the cache."""
+        from .data.archives import data_folder, find_root
+
+        def read():
+            found = data_folder(self.root, self.title, SHARED_HINT.format(self._archive_name()))
+            marker = self._marker()
+            return find_root(found, marker, f"{self.title} ({self.kind})") if marker else found
+
+        return _keyed("root", read)
+
+    def _marker(self) -> str | None:
+        return self.marker
+
+    def _archive_name(self) -> str:
+        """The archive to suggest: the one ``root`` is named after (recipes use data/<archive name>)."""
+        from .data.archives import ARCHIVE_SUFFIXES
+
+        name = Path(self.root).name
+        return name if name.lower().endswith(ARCHIVE_SUFFIXES) else f"{name}.tar.gz" if name else self.archive
+
+
+class ImageClassesData(RealFilesData):
+    """Class-folder images, root/<split>/<class>/<file> (CIFAR-10 JPEG, MNIST PNG; data/image_classes.py)."""
+
+    kind: Literal["image_classes"]
+    modality: str = "rgb"
+    grayscale: bool = Field(False, description="read as one channel (MNIST)")
+    labels: Literal["folders", "csv"] = Field("folders", description="csv: root/<split>.csv, filepath,label")
+    train_split: str = "train"
+    test_split: str = "test"
+    limit_per_class: int | None = Field(None, gt=0, description="seeded subset of the training split per class")
+    test_limit_per_class: int | None = Field(None, gt=0, description="seeded subset of the test split per class")
+    subset_seed: int = 0
+
+    title: ClassVar[str] = "a class-folder image set"
+    archive: ClassVar[str] = "cifar10-jpeg.tar.gz or mnist-png.tar.gz"
+
+    def _marker(self) -> str | None:
+        return self.train_split
+
+    def _split(self, split: str, limit: int | None, classes=None):
+        from .data.image_classes import ImageClasses
+
+        folder = self.folder()
+        return _keyed("root", lambda: ImageClasses(folder, split, self.modality, self.grayscale, self.labels,
+                                                   classes, limit, self.subset_seed))
+
+    def build(self):
+        train = self._split(self.train_split, self.limit_per_class)
+        return train, self._split(self.test_split, self.test_limit_per_class, train.classes)
+
+    def _layout(self):
+        train = self._split(self.train_split, self.limit_per_class)
+        return train.modalities, train.classes
+
+
+class DTDData(RealFilesData):
+    """DTD, images/<class>/<class>_NNNN.jpg with a seeded 40/40/40 split per class (data/dtd.py)."""
+
+    kind: Literal["dtd"]
+    modality: str = "rgb"
+    split_seed: int = Field(0, description="seed of the 40/40/40 split; the split is written to data_split.json")
+    train_on: Literal["train", "trainval"] = Field("trainval", description="DTD trains on train+val (80/class)")
+
+    title: ClassVar[str] = "DTD"
+    archive: ClassVar[str] = "dtd10-images.tar.gz"
+    marker: ClassVar[str | None] = "images"
+
+    def build(self):
+        from .data.dtd import DTDTextures
+
+        folder = self.folder()
+        return tuple(_keyed("root", lambda s=s: DTDTextures(folder, s, self.split_seed, self.modality))
+                     for s in (self.train_on, "test"))
+
+    def _layout(self):
+        train = self.build()[0]
+        return train.modalities, train.classes
+
+
+class SpeechDigitsData(RealFilesData):
+    """FSDD spoken digits, recordings/{digit}_{speaker}_{index}.wav as log-mel spectrograms (data/speech.py)."""
+
+    kind: Literal["speech_digits"]
+    modality: str = "speech"
+    size: int = Field(64, ge=16, le=256, description="mel bands = frames: the spectrogram is size × size")
+    duration: float = Field(1.024, gt=0, description="seconds of audio per spectrogram (centred; pad or crop)")
+    n_fft: int = Field(512, ge=32)
+    fmax: float = Field(4000.0, gt=0, description="top of the mel band (Hz); FSDD is sampled at 8 kHz")
+
+    title: ClassVar[str] = "the Free Spoken Digit Dataset"
+    archive: ClassVar[str] = "fsdd-recordings.tar.gz"
+    marker: ClassVar[str | None] = "recordings"
+    needs_resize: ClassVar[bool] = False  # spectrograms come at their input size
+
+    def input_size(self, modality: str) -> int:
+        return self.size if modality == self.modality else self.image_size
+
+    def _split(self, split: str, classes=None):
+        from .data.speech import SpokenDigits
+
+        folder = self.folder() / "recordings"
+        return _keyed("root", lambda: SpokenDigits(folder, split, self.modality, self.size, self.duration,
+                                                   self.n_fft, self.fmax, classes))
+
+    def build(self):
+        train = self._split("train")
+        return train, self._split("test", train.classes)
+
+    def _layout(self):
+        train = self._split("train")
+        return train.modalities, train.classes
+
+
+class SUNRGBDData(RealFilesData):
+    """SUN RGB-D frames in their original layout: image/*.jpg, 16-bit depth PNG, scene.txt (data/sunrgbd.py)."""
+
+    kind: Literal["sunrgbd"]
+    depth: Literal["bfx", "raw"] = Field("bfx", description="bfx: depth_bfx/ (holes filled); raw: depth/")
+    classes_protocol: Literal["all"] | list[str] = Field("all", alias="classes",
+                                                         description="all, or a list (others → 'other')")
+    test_list: str | None = Field(None, description="text file of test frame folders (relative to root)")
+    test_fraction: float = Field(0.5, gt=0, lt=1, description="without test_list: seeded hold-out share")
+    split_seed: int = 0
+    max_depth: float | None = Field(8.0, gt=0, description="metres; the toolbox clips at 8 m")
+    image_size: int = Field(64, ge=16, le=512)
+    privileged: list[str] = Field(default_factory=lambda: ["depth"])
+
+    title: ClassVar[str] = "SUN RGB-D"
+    archive: ClassVar[str] = "sunrgbd-toy.tar.gz"
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, populate_by_name=True)
+
+    def build(self):
+        from .data.sunrgbd import SUNRGBDFrames
+
+        folder = self.folder()
+        return tuple(_keyed("root", lambda s=s: SUNRGBDFrames(
+            folder, s, self.depth, self.classes_protocol, self.test_list, self.test_fraction, self.split_seed,
+            self.max_depth)) for s in ("train", "test"))
+
+    def _layout(self):
+        from .data.sunrgbd import MODALITIES
+
+        train, test = self.build()
+        return MODALITIES, train.classes
+
+
+PairableData = Annotated[Union[ImageClassesData, SpeechDigitsData, DTDData], Field(discriminator="kind")]
+
+
+class ClassPairedData(DataSection):
+    """Two one-modality sets paired by class, as AV-MNIST pairs digits with speech (data/paired.py)."""
+
+    kind: Literal["class_paired"]
+    primary: PairableData = Field(description="one sample per primary sample; its labels and classes")
+    partner: PairableData = Field(description="each primary sample gets a seeded same-class sample of this")
+    pairing_seed: int = 0
+    privileged: list[str] = Field(default_factory=list)
+
+    def _parts(self):
+        return [p.model_copy(update={"image_size": self.image_size}) for p in (self.primary, self.partner)]
+
+    def build(self):
+        from .data.paired import ClassPaired
+
+        (p_train, p_test), (q_train, q_test) = (p.build() for p in self._parts())
+        return (ClassPaired(p_train, q_train, self.pairing_seed, "train"),
+                ClassPaired(p_test, q_test, self.pairing_seed, "test"))
+
+    def _layout(self):
+        (mods_p, classes_p), (mods_q, classes_q) = (
+            _keyed(name, p.layout) for name, p in zip(("primary", "partner"), self._parts()))
+        clash = sorted(set(mods_p) & set(mods_q))
+        if clash:
+            raise ValueError(f"partner.modality: {clash} is also the primary's modality; name them apart")
+        missing = [c for c in classes_p if c not in classes_q]
+        if missing:
+            raise ValueError(f"partner: has no samples of the primary's classes {missing} (it has {classes_q})")
+        return {**mods_p, **mods_q}, classes_p
+
+    def input_size(self, modality: str) -> int:
+        part = next((p for p in self._parts() if p.modality == modality), None)
+        return part.input_size(modality) if part is not None else self.image_size
+
+
+SourceData = Annotated[Union[SyntheticShapesData, NYUData, FoldersData, PackedData, ImageClassesData, DTDData,
+                         SUNRGBDData], Field(discriminator="kind")]
 
 
 class ResolutionPairsData(DataSection):
@@ -226,7 +442,7 @@ class ResolutionPairsData(DataSection):
     def _layout(self):
         from .data.protocol import Modality
 
-        modalities, classes = self._source().layout()
+        modalities, classes = _keyed("source", self._source().layout)
         if self.modality not in modalities:
             raise ValueError(f"data.modality: {self.modality!r} is not a modality of the source ({list(modalities)})")
         base = modalities[self.modality]
@@ -238,4 +454,6 @@ class ResolutionPairsData(DataSection):
 
 
 DATA_KINDS = {"synthetic_shapes": SyntheticShapesData, "nyu_depth_v2": NYUData, "folders": FoldersData,
-              "packed": PackedData, "resolution_pairs": ResolutionPairsData}
+              "packed": PackedData, "resolution_pairs": ResolutionPairsData, "image_classes": ImageClassesData,
+              "dtd": DTDData, "speech_digits": SpeechDigitsData, "class_paired": ClassPairedData,
+              "sunrgbd": SUNRGBDData}

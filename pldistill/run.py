@@ -31,6 +31,7 @@ from torch.utils.data import DataLoader
 from . import __version__
 from .checkpoint import CheckpointError, load_checkpoint, save_atomic
 from .data import JointTransform, ModalityView, build_datasets
+from .data.splits import write_split_record
 from .data.synthetic_shapes import default_cache_dir
 from .losses import LOSSES, PARAMETRIC_LOSSES, on_pooled
 from .probe import AlignmentProbe
@@ -412,6 +413,7 @@ def run_recipe(
     )
     try:
         run = Run(recipe, run_dir, tracker, progress)
+        write_split_record(run_dir, run.train_set, run.test_set)  # data_split.json: splits pldistill chose
         if progress:
             print(f"run folder: {run_dir} (interrupted? `pldistill run {recipe_path}` resumes it)")
         try:

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-ModalityKind = Literal["image", "depth"]
+ModalityKind = Literal["image", "depth", "spectrogram"]
 
 
 @dataclass(frozen=True)
@@ -25,7 +25,10 @@ class Modality:
 
     ``image`` modalities are uint8 H×W×C and get photometric augmentation;
     ``depth`` modalities are float32 H×W in metres, get the same geometry as
-    the images (as an albumentations mask target) and no colour changes.
+    the images (as an albumentations mask target) and no colour changes;
+    ``spectrogram`` modalities are float32 H×W (frequency × time), already at
+    their input size, and are never augmented (image geometry is meaningless
+    for them: a flip reverses time).
     """
 
     name: str
@@ -50,6 +53,10 @@ class PairedDataset(Dataset):
 
     def label(self, index: int) -> int:
         raise NotImplementedError  # pragma: no cover - abstract
+
+    def split_record(self) -> dict:
+        """How pldistill chose this split's samples (seeded splits and subsets), for the run folder; {} if given."""
+        return {}
 
     def __getitem__(self, index: int) -> dict:
         sample = dict(self.load(index, list(self.modalities)))

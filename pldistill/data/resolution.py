@@ -41,6 +41,9 @@ class ResolutionPairs(PairedDataset):
     def label(self, index: int) -> int:
         return self.source.label(index)
 
+    def split_record(self) -> dict:
+        return self.source.split_record()
+
     def load(self, index: int, names: Sequence[str]) -> dict[str, np.ndarray]:
         wanted = [self.modality if n == self.hires else n for n in names]
         arrays = self.source.load(index, list(dict.fromkeys(wanted)))

@@ -4,7 +4,10 @@ Every modality of a sample goes through the *same* random geometric transform
 (one ``A.Compose`` call). Image modalities are image targets and also get
 photometric changes; depth modalities are mask targets, so they get the same
 geometry (nearest-neighbour, no mixing of depths across edges) and no colour
-jitter.
+jitter. Spectrogram modalities bypass the transform entirely: a flip would
+reverse time and a rotation mix time with frequency, and they come at their
+input size already (a spectrogram is never pixel-aligned with an image of
+another modality: such pairs share a class, not a geometry).
 """
 
 from __future__ import annotations
@@ -53,11 +56,13 @@ class JointTransform:
         size: int | None = None,
     ):
         self.modalities = dict(modalities)
-        images = [n for n, m in self.modalities.items() if m.kind == "image"]
+        self.untouched = [n for n, m in self.modalities.items() if m.kind == "spectrogram"]
+        spatial = {n: m for n, m in self.modalities.items() if n not in self.untouched}
+        images = [n for n, m in spatial.items() if m.kind == "image"]
         # albumentations needs an ``image`` argument; when a view holds only depth,
         # a 1×1-channel placeholder carries the geometry and is dropped afterwards.
         self.primary = images[0] if images else None
-        targets = {n: ("image" if m.kind == "image" else "mask") for n, m in self.modalities.items()}
+        targets = {n: ("image" if m.kind == "image" else "mask") for n, m in spatial.items()}
         if self.primary is not None:
             del targets[self.primary]
         # Real files come in their own sizes: one resize to size × size first (depth: nearest, as a mask).
@@ -82,6 +87,10 @@ class JointTransform:
             part.py_random.setstate(saved["python"])
 
     def __call__(self, arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        kept = {n: arrays[n] for n in self.untouched if n in arrays}
+        if kept:
+            arrays = {n: a for n, a in arrays.items() if n not in kept}
+            return {**(self(arrays) if arrays else {}), **kept}
         kwargs = {n: a for n, a in arrays.items() if n != self.primary}
         if self.primary is not None:
             kwargs["image"] = arrays[self.primary]
