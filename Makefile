@@ -17,7 +17,12 @@ export NO_ALBUMENTATIONS_UPDATE := 1
 export PYTHONUNBUFFERED := 1
 
 .DEFAULT_GOAL := run
-.PHONY: run test compare venv clean-cache
+grid   ?=
+seeds  ?= 3
+run_dir ?=
+export_dir ?=
+images ?=
+.PHONY: run test compare sweep export predict venv clean-cache
 
 $(STAMP): pyproject.toml
 	@echo "==> creating $(VENV) and installing pldistill (first run only, ~1-2 min)"
@@ -34,9 +39,35 @@ run: $(STAMP)
 	@if [ ! -f recipes/$(recipe).yaml ]; then echo "no recipe recipes/$(recipe).yaml (have: $(RECIPES))"; exit 2; fi
 	$(PY) -m pldistill run recipes/$(recipe).yaml
 
+# The same run on several processes (torchrun + DDP: one GPU each with NCCL, or CPU shares with gloo);
+# schedule.batch_size is the global batch:  make ddp recipe=depth_to_rgb nproc=2
+nproc ?= 2
+.PHONY: ddp
+ddp: $(STAMP)
+	@if [ -z "$(recipe)" ]; then echo "usage: make ddp recipe=NAME [nproc=2]   (recipes: $(RECIPES))"; exit 2; fi
+	@if [ ! -f recipes/$(recipe).yaml ]; then echo "no recipe recipes/$(recipe).yaml (have: $(RECIPES))"; exit 2; fi
+	$(VENV)/bin/torchrun --standalone --nproc_per_node=$(nproc) -m pldistill run recipes/$(recipe).yaml
+
 # Every loss on the flagship recipe over 3 seeds (~35 min on 2 CPU cores): one table.
 compare: $(STAMP)
 	$(PY) -m pldistill compare recipes/compare/$(comparison).yaml
+
+# A recipe over a grid × seeds, one table:  make sweep recipe=depth_to_rgb grid=distill.loss=sp,kd,rkd seeds=3
+# (re-running skips finished runs; no grid = just the seeds)
+sweep: $(STAMP)
+	@if [ -z "$(recipe)" ]; then echo "usage: make sweep recipe=NAME [grid=key=v1,v2] [seeds=3]"; exit 2; fi
+	$(PY) -m pldistill sweep recipes/$(recipe).yaml $(if $(grid),--grid $(grid)) --seeds $(seeds)
+
+# The student of a finished run as safetensors + timm config:  make export run_dir=runs/depth_to_rgb/<stamp>
+export: $(STAMP)
+	@if [ -z "$(run_dir)" ]; then echo "usage: make export run_dir=runs/<recipe>/<stamp>"; exit 2; fi
+	$(PY) -m pldistill export $(run_dir)
+
+# Classify images with an exported student:  make predict export_dir=exported/<name> images="a.png b.png"
+predict: $(STAMP)
+	@if [ -z "$(export_dir)" ] || [ -z "$(images)" ]; then \
+		echo "usage: make predict export_dir=exported/<name> images='a.png folder/'"; exit 2; fi
+	$(PY) -m pldistill predict $(export_dir) $(images)
 
 test: $(STAMP)
 	$(PY) -m pytest -q tests

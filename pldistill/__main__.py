@@ -1,5 +1,7 @@
 import sys
 
 from .cli import main
+from .distributed import exit_job
 
-sys.exit(main())
+exit_job(code := main())  # a torchrun worker leaves here (see exit_job); everything else goes on
+sys.exit(code)

@@ -12,6 +12,7 @@ for _name, _value in {"WANDB_MODE": "offline", "HF_HUB_OFFLINE": "1", "NO_ALBUME
 
 
 def _run(args: argparse.Namespace) -> int:
+    from .distributed import process_group
     from .recipe import RecipeError, load_recipe
     from .run import run_recipe
 
@@ -21,21 +22,36 @@ def _run(args: argparse.Namespace) -> int:
         raise RecipeError("give a recipe file, or --resume RUN_DIR")
     if args.recipe is None and not (args.resume / "recipe.yaml").exists():
         raise ResumeError(f"{args.resume}: not a run folder (no recipe.yaml); nothing to resume")
+    if args.recipe is not None and "=" in str(args.recipe):
+        raise RecipeError(f"{args.recipe}: the recipe file comes first, then key=value overrides")
     recipe_path = args.recipe or args.resume / "recipe.yaml"
-    recipe = load_recipe(recipe_path)
-    if args.seed is not None:
-        recipe = recipe.model_copy(update={"seed": args.seed})
+    overrides = list(args.overrides) + ([f"seed={args.seed}"] if args.seed is not None else [])
+    recipe = load_recipe(recipe_path, overrides)
     resume = args.resume
     if resume is None and not args.fresh:
         resume = find_interrupted(recipe, args.runs_dir)
         if resume is not None:
             print(f"found an interrupted run of this recipe: {resume} (use --fresh to start over)")
-    out = run_recipe(recipe, recipe_path, runs_dir=args.runs_dir, progress=not args.quiet, resume=resume)
+    with process_group(recipe.schedule.device):  # under torchrun: the job's process group; otherwise nothing
+        out = run_recipe(recipe, recipe_path, runs_dir=args.runs_dir, progress=not args.quiet, resume=resume)
+    if not out.results:  # ranks > 0 of a torchrun job: rank 0 writes and prints the results
+        return 0
     print()
     print((out.run_dir / "results.md").read_text())
     print(f"run folder: {out.run_dir}")
     if out.results["wandb"]["sync"]:
         print(f"W&B run saved offline; to upload it: {out.results['wandb']['sync']}")
+    return 0
+
+
+def _sweep(args: argparse.Namespace) -> int:
+    from .sweep import run_sweep
+
+    root, _ = run_sweep(args.recipe, grid=args.grid, overrides=args.overrides, seeds=args.seeds,
+                        runs_dir=args.runs_dir, progress=not args.quiet)
+    print()
+    print((root / "sweep.md").read_text())
+    print(f"sweep folder: {root} (run the same command again to skip finished runs)")
     return 0
 
 
@@ -81,6 +97,32 @@ def _pack(args: argparse.Namespace) -> int:
     return 0
 
 
+def _export(args: argparse.Namespace) -> int:
+    from .export import export_student
+
+    out = export_student(args.run_dir, args.out, args.student)
+    print(f"exported the {args.student} student to {out} (model.safetensors + config.json)")
+    print(f'load it with timm alone: timm.create_model("local-dir:{out}", pretrained=True)')
+    print(f"classify images: pldistill predict {out} IMAGE…")
+    return 0
+
+
+def _predict(args: argparse.Namespace) -> int:
+    import json
+
+    from .predict import predict
+
+    predictions = predict(args.export_dir, args.images, top=args.top)
+    for p in predictions:
+        if args.json:
+            print(json.dumps({"path": p.path, "label": p.label, "index": p.index, "probability": p.probability,
+                              "top": p.top}))
+        else:
+            others = "  ".join(f"{label} {prob:.2f}" for label, prob in p.top[1:])
+            print(f"{p.path}\t{p.label}\t{p.probability:.3f}" + (f"\t{others}" if others else ""))
+    return 0
+
+
 def _gd_synthetic(args: argparse.Namespace) -> int:
     import time
 
@@ -114,20 +156,43 @@ def _gd_mnist(args: argparse.Namespace) -> int:
     return 0
 
 
+TOP_EXAMPLES = """examples:
+  pldistill run recipes/depth_to_rgb.yaml                          teacher, scratch and distilled student
+  pldistill run recipes/depth_to_rgb.yaml schedule.epochs=4 distill.losses.sp.weight=1000
+                                                                   any recipe key overridden, validated
+  pldistill sweep recipes/depth_to_rgb.yaml --grid distill.loss=sp,kd,rkd --seeds 3
+                                                                   a grid × seeds, one mean ± std table
+  pldistill compare recipes/compare/depth_to_rgb_losses.yaml       every loss on one recipe, one table
+  pldistill report runs/depth_to_rgb/<stamp>                       (re)draw a run's report.html
+  pldistill pack recipes/nyu_depth_to_rgb.yaml                     real data → packed HDF5 splits
+  pldistill export runs/depth_to_rgb/<stamp> --out exported/s      the student as safetensors + timm config
+  pldistill predict exported/s photo.png                           classify images with the student alone
+"""
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="pldistill",
-        description="Privileged-learning and cross-modal knowledge distillation.",
+        description="Privileged-learning and cross-modal knowledge distillation: a teacher trained on a "
+                    "privileged modality (depth, RGB-D, high resolution) teaches a student that only gets the "
+                    "cheap one. `pldistill COMMAND --help` shows each command's options and examples.",
+        epilog=TOP_EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    sub = parser.add_subparsers(dest="command", required=True)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     run = sub.add_parser(
         "run",
         help="train the teacher, the scratch and the distilled student; write a run folder",
         epilog="examples: pldistill run recipes/depth_to_rgb.yaml --seed 1\n"
+               "          pldistill run recipes/depth_to_rgb.yaml student.model=resnet10t distill.losses.sp.weight=1000\n"
+               "          pldistill run recipes/depth_to_rgb.yaml distill.loss=sp+kd ~logging.project\n"
                "          pldistill run --resume runs/depth_to_rgb/20261125-101500",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     run.add_argument("recipe", type=Path, nargs="?", help="recipe YAML file, e.g. recipes/depth_to_rgb.yaml")
+    run.add_argument("overrides", nargs="*", metavar="key=value",
+                     help="override any recipe key, validated like the file: schedule.epochs=4, "
+                          "distill.losses.sp.weight=1000, distill.loss=sp+kd (paper-default presets), ~key removes")
     run.add_argument("--resume", type=Path, default=None,
                      help="continue this interrupted run folder (its recipe.yaml is used when no recipe is given)")
     run.add_argument("--fresh", action="store_true",
@@ -136,6 +201,23 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--runs-dir", type=Path, default=None, help="where run folders go (default: the recipe's)")
     run.add_argument("--quiet", action="store_true", help="no progress bars")
     run.set_defaults(func=_run)
+    sweep = sub.add_parser(
+        "sweep",
+        help="run a recipe over a grid of overrides × seeds (ordinary run folders); one mean ± std table",
+        epilog="examples: pldistill sweep recipes/depth_to_rgb.yaml --grid distill.loss=sp,kd,rkd --seeds 3\n"
+               "          pldistill sweep recipes/domain_transfer.yaml --seeds 3\n"
+               "          pldistill sweep recipes/depth_to_rgb.yaml schedule.epochs=8 "
+               "--grid distill.losses.sp.weight=1000,3000 --grid student.model=resnet10t,mobilenetv3_small_100",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sweep.add_argument("recipe", type=Path, help="recipe YAML file")
+    sweep.add_argument("overrides", nargs="*", metavar="key=value", help="overrides applied to every cell")
+    sweep.add_argument("--grid", action="append", default=[], metavar="key=v1,v2",
+                       help="one axis of the grid (repeat for a cartesian product)")
+    sweep.add_argument("--seeds", type=int, default=3, help="seeds per cell: the recipe's seed, +1, … (default 3)")
+    sweep.add_argument("--runs-dir", type=Path, default=None, help="where the sweep folder goes (default: the recipe's)")
+    sweep.add_argument("--quiet", action="store_true", help="no progress bars")
+    sweep.set_defaults(func=_sweep)
     compare = sub.add_parser(
         "compare",
         help="train every loss variant of a base recipe over several seeds; print one table",
@@ -168,6 +250,32 @@ def build_parser() -> argparse.ArgumentParser:
                       help="none | lzf (default: ~1.4x uncompressed read time, half the size) | gzip-0..9")
     pack.add_argument("--quiet", action="store_true", help="no progress bar")
     pack.set_defaults(func=_pack)
+    export = sub.add_parser(
+        "export",
+        help="write a run's student as safetensors + timm config (loads with timm alone; no teacher)",
+        epilog="example: pldistill export runs/depth_to_rgb/20261125-101500 --out exported/depth_to_rgb\n"
+               "then, in Python with timm only:\n"
+               "  timm.create_model('local-dir:exported/depth_to_rgb', pretrained=True)",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    export.add_argument("run_dir", type=Path, help="a finished run folder (with results.json)")
+    export.add_argument("--out", type=Path, default=None,
+                        help="output folder (default: exported/<recipe>-seed<N>-<student>)")
+    export.add_argument("--student", choices=["distilled", "scratch"], default="distilled",
+                        help="which student to export (default: distilled)")
+    export.set_defaults(func=_export)
+    predict = sub.add_parser(
+        "predict",
+        help="classify images with an exported student; reads the student's modality only",
+        epilog="examples: pldistill predict exported/depth_to_rgb photo.png more/photos/\n"
+               "          pldistill predict exported/depth_to_rgb photo.png --top 3 --json",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    predict.add_argument("export_dir", type=Path, help="a folder written by `pldistill export`")
+    predict.add_argument("images", nargs="+", help="image files or folders of images")
+    predict.add_argument("--top", type=int, default=1, help="also list the next most likely classes")
+    predict.add_argument("--json", action="store_true", help="one JSON object per image")
+    predict.set_defaults(func=_predict)
     gd = sub.add_parser(
         "gd-synthetic",
         help="reproduce the four synthetic experiments of generalized distillation (Lopez-Paz et al. 2016)",
@@ -192,6 +300,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     from .checkpoint import CheckpointError
+    from .distributed import DistributedError
+    from .export import ExportError
     from .models import WeightsError
     from .recipe import RecipeError
     from .run import ResumeError
@@ -199,7 +309,11 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (RecipeError, CheckpointError, FileNotFoundError, ResumeError, WeightsError, FloatingPointError) as exc:
+    except (RecipeError, CheckpointError, FileNotFoundError, ResumeError, WeightsError, FloatingPointError,
+            ExportError) as exc:
+        print(f"pldistill: error: {exc}", file=sys.stderr)
+        return 2
+    except DistributedError as exc:  # another process of a torchrun job failed; its own error is above
         print(f"pldistill: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

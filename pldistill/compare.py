@@ -27,7 +27,8 @@ from typing import Any
 import yaml
 from pydantic import Field, ValidationError, field_validator
 
-from .recipe import LossSpec, Recipe, RecipeError, Section, _format_error, parse_recipe, read_yaml
+from .recipe import (LossSpec, Recipe, RecipeError, Section, _format_error, compose_recipe, parse_recipe,
+                     read_yaml)
 from .report import describe_losses
 
 VARIANT_NAME = r"^[a-z0-9][a-z0-9_+\-]*$"
@@ -88,8 +89,8 @@ def load_comparison(path: str | Path) -> tuple[Comparison, Recipe, dict[str, Rec
     except ValidationError as exc:
         raise RecipeError("\n".join(_format_error(path, e, Comparison) for e in exc.errors())) from None
     base_path = (path.parent / comparison.base).resolve()
-    base_raw = read_yaml(base_path)
-    base = parse_recipe(base_raw, base_path)
+    base_raw, sources = compose_recipe(base_path)  # a base may itself extend another recipe
+    base = parse_recipe(base_raw, base_path, sources)
     variants = {}
     for name, row in comparison.variants.items():
         raw_variant = {**base_raw, "distill": {"losses": [loss.model_dump() for loss in row.losses]}}

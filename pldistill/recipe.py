@@ -13,7 +13,7 @@ import hashlib
 import json
 import math
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal, Sequence, Union
 
 import yaml
 from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
@@ -66,11 +66,16 @@ class TeacherSpec(ModelSpec):
     """The teacher: trained here on the privileged modality, or used as-is from local weights."""
 
     train: bool = Field(True, description="false: use 'weights' as they are (a teacher trained elsewhere)")
+    data: DataConfig | None = Field(
+        None, description="domain transfer: train the teacher on this data (its source domain) instead of 'data'"
+    )
 
     @model_validator(mode="after")
     def _as_is_needs_weights(self) -> "TeacherSpec":
         if not self.train and self.weights is None:
             raise ValueError("train: false uses the teacher as it is, so it needs 'weights' (a local file)")
+        if not self.train and self.data is not None:
+            raise ValueError("train: false uses the teacher as it is, so it cannot be trained on 'data'; remove one")
         return self
 
 
@@ -95,6 +100,10 @@ class LossSpec(Section):
     )
     temperature: float = Field(4.0, gt=0, description="KD only: softmax temperature")
     pool: bool = Field(False, description="compare globally average-pooled embeddings (b × c), not whole maps")
+    scope: Literal["local", "global"] = Field(
+        "local", description="sp/rkd/cc under torchrun: relate each process's own batch (local, the paper's loss "
+        "at the per-process batch) or the global batch gathered from every process (global)"
+    )
 
     @model_validator(mode="after")
     def _pairs_fit_the_loss(self) -> "LossSpec":
@@ -105,6 +114,9 @@ class LossSpec(Section):
                              + ("logits" if self.name in LOGIT_LOSSES else "spatial maps"))
         if self.name not in LOGIT_LOSSES and not self.pairs:
             raise ValueError(f"{self.name!r} needs at least one layer pair, e.g. pairs: [{{teacher: -1, student: -1}}]")
+        if self.scope == "global" and self.name not in POOLABLE:
+            raise ValueError(f"'scope: global' applies to the relational losses {sorted(POOLABLE)}; {self.name!r} is "
+                             "a mean over samples, which gradient averaging across processes already makes global")
         return self
 
 
@@ -130,6 +142,10 @@ class Schedule(Section):
     checkpoint_every: int = Field(1, gt=0, description="epochs between resumable training-state checkpoints")
     num_workers: int = Field(0, ge=0)
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    precision: Literal["fp32", "bf16", "fp16"] = Field(
+        "fp32", description="forward passes under autocast: bf16 (CPU or GPU) or fp16 (CUDA, with loss scaling); "
+        "losses stay float32"
+    )
 
 
 class Logging(Section):
@@ -149,7 +165,11 @@ class Logging(Section):
 
 # Data keys added after teachers were first cached: hashed only when set away from their
 # default, so existing cached teachers stay valid and a different setting never reuses them.
-_LATER_KEYS = {"depth_encoding": "metric"}
+_LATER_KEYS = {"depth_encoding": "metric", "stack": {}}
+
+
+# Schedule keys added later that change how the teacher trains: hashed only away from their default.
+_LATER_SCHEDULE_KEYS = {"precision": "fp32"}
 
 
 def _hashed_data(data) -> dict:
@@ -172,13 +192,15 @@ class Recipe(Section):
         s = self.schedule
         keyed = {
             "data": _hashed_data(self.data),
-            "teacher": self.teacher.model_dump(exclude={"train"}),  # only trained teachers are cached
+            # only trained teachers are cached; a source-domain teacher's data is hashed as 'data' (see Run.teacher)
+            "teacher": self.teacher.model_dump(exclude={"train", "data"}),
             "seed": self.seed,
             "schedule": {
                 "epochs": s.teacher_epochs or s.epochs,
                 **s.model_dump(
                     include={"batch_size", "lr", "weight_decay", "optimizer", "warmup_epochs", "grad_clip"}
                 ),
+                **{k: getattr(s, k) for k, default in _LATER_SCHEDULE_KEYS.items() if getattr(s, k) != default},
             },
         }
         return hashlib.sha256(json.dumps(keyed, sort_keys=True).encode()).hexdigest()[:16]
@@ -204,13 +226,16 @@ def _suggest(loc: tuple, root: type[BaseModel]) -> str:
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
-def _format_error(path: Path, err: dict, root: type[BaseModel] | None = None) -> str:
+def _format_error(path: Path, err: dict, root: type[BaseModel] | None = None, sources=None) -> str:
+    """One line: '<where the key was set>: <dotted.key>: <what is wrong>'."""
     loc = tuple(err["loc"])
-    if len(loc) >= 2 and loc[0] == "data" and loc[1] in DATA_KINDS:  # pydantic names the union's branch
-        if err["type"] == "extra_forbidden":
-            close = _suggest(loc[2:], DATA_KINDS[loc[1]])
-            return f"{path}: {'.'.join(str(p) for p in ('data',) + loc[2:])}: unknown key{close}"
+    if len(loc) >= 2 and loc[1] in DATA_KINDS and loc[0] == "data":  # pydantic names the union's branch
         loc = ("data",) + loc[2:]
+        if err["type"] == "extra_forbidden":
+            where = sources.of(loc) if sources else path
+            close = _suggest(loc[1:], DATA_KINDS[err["loc"][1]])
+            return f"{where}: {'.'.join(str(p) for p in loc)}: unknown key{close}"
+    path = sources.of(loc) if sources else path
     key = ".".join(str(p) for p in loc) or "<top level>"
     if err["type"] == "extra_forbidden":
         return f"{path}: {key}: unknown key{_suggest(loc, root or Recipe)}"
@@ -222,43 +247,77 @@ def _format_error(path: Path, err: dict, root: type[BaseModel] | None = None) ->
     return f"{path}: {key}: {msg}{shown}"
 
 
-def parse_recipe(raw: Any, source: str | Path = "<recipe>") -> Recipe:
-    """Validate an already-parsed mapping; cross-field checks after the types."""
+def parse_recipe(raw: Any, source: str | Path = "<recipe>", sources=None) -> Recipe:
+    """Validate an already-parsed mapping; cross-field checks after the types.
+
+    ``sources`` (from composition) says which file or command line set each key,
+    so errors name the place to fix rather than the top recipe.
+    """
     path = Path(source)
     if not isinstance(raw, dict):
         raise RecipeError(f"{path}: the recipe must be a mapping of keys, got {type(raw).__name__}")
     try:
         recipe = Recipe.model_validate(raw)
     except ValidationError as exc:
-        raise RecipeError("\n".join(_format_error(path, e) for e in exc.errors())) from None
+        raise RecipeError("\n".join(_format_error(path, e, sources=sources) for e in exc.errors())) from None
+
+    def at(*loc) -> str | Path:  # the file (or command line) that set this key
+        return sources.of(loc) if sources else path
+
     try:  # real datasets: reads the files' headers (missing files fail here, before training)
         available = recipe.data.modalities
     except (OSError, ValueError, KeyError) as exc:
-        raise RecipeError(f"{path}: data: {' '.join(str(exc).split())}") from None
+        raise RecipeError(f"{at('data')}: data: {' '.join(str(exc).split())}") from None
     for role in ("teacher", "student"):
         modality = getattr(recipe, role).modality
         if modality not in available:
             close = difflib.get_close_matches(modality, available, n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
             raise RecipeError(
-                f"{path}: {role}.modality: the dataset {recipe.data.kind!r} has no modality "
+                f"{at(role, 'modality')}: {role}.modality: the dataset {recipe.data.kind!r} has no modality "
                 f"{modality!r}{hint}; it has {available}"
             )
     unknown = [m for m in recipe.data.privileged if m not in available]
     if unknown:
-        raise RecipeError(f"{path}: data.privileged: {unknown} are not modalities of {recipe.data.kind!r} ({available})")
-    if recipe.student.modality in recipe.data.privileged:
+        raise RecipeError(f"{at('data', 'privileged')}: data.privileged: {unknown} are not modalities of {recipe.data.kind!r} ({available})")
+    if recipe.student.modality in recipe.data.all_privileged:
         raise RecipeError(
-            f"{path}: student.modality: {recipe.student.modality!r} is privileged (data.privileged: "
+            f"{at('student', 'modality')}: student.modality: {recipe.student.modality!r} is privileged (data.privileged: "
             f"{recipe.data.privileged}): it does not exist at inference, so the student cannot take it as input; "
-            f"give the student one of {[m for m in available if m not in recipe.data.privileged]}, or remove "
+            f"give the student one of {[m for m in available if m not in recipe.data.all_privileged]}, or remove "
             f"{recipe.student.modality!r} from data.privileged if it really is available at inference"
         )
+    if recipe.teacher.data is not None:
+        _check_teacher_domain(recipe, at("teacher", "data"))
     recipe = _resolve_auto_pairs(recipe)
     from .recipe_checks import check_recipe  # imports this module: a cycle at import time
 
     check_recipe(recipe, path)
     return recipe
+
+
+def _check_teacher_domain(recipe: Recipe, where) -> None:
+    """A teacher trained on other data must read the same modality and predict the same classes."""
+    source, target, m = recipe.teacher.data, recipe.data, recipe.teacher.modality
+    try:
+        available = source.modalities
+    except (OSError, ValueError, KeyError) as exc:
+        raise RecipeError(f"{where}: teacher.data: {' '.join(str(exc).split())}") from None
+    if m not in available:
+        raise RecipeError(f"{where}: teacher.modality: the teacher's data {source.kind!r} has no modality {m!r}; "
+                          f"it has {available}")
+    if source.classes != target.classes:
+        raise RecipeError(
+            f"{where}: teacher.data: its classes {source.classes} differ from data's {target.classes}; a teacher "
+            "trained in another domain must predict the same classes, in the same order (or use teacher.weights "
+            "with teacher.train: false and a feature loss)"
+        )
+    if source.channels(m) != target.channels(m) or source.input_size(m) != target.input_size(m):
+        raise RecipeError(
+            f"{where}: teacher.data: {m!r} is {source.channels(m)} channels at {source.input_size(m)} px there but "
+            f"{target.channels(m)} channels at {target.input_size(m)} px in data; the teacher reads both, so they "
+            "must match (set image_size / depth_encoding alike)"
+        )
 
 
 def _stage_count(model_name: str) -> int:
@@ -304,7 +363,23 @@ def read_yaml(path: Path, what: str = "recipe") -> Any:
         raise RecipeError(f"{path}: not valid YAML (only plain data is allowed): {detail}") from None
 
 
-def load_recipe(path: str | Path) -> Recipe:
-    """Read and validate a recipe file; never executes anything it contains."""
-    path = Path(path)
-    return parse_recipe(read_yaml(path), path)
+def compose_recipe(path: str | Path, overrides: Sequence[str] = ()) -> tuple[Any, Any]:
+    """The raw recipe after its ``base:`` chain and ``key=value`` overrides, and who set each key."""
+    from .recipe_compose import CompositionError, apply_override, compose, parse_override
+
+    try:
+        raw, sources = compose(Path(path))
+        for text in overrides:
+            if not isinstance(raw, dict):
+                break  # parse_recipe reports the non-mapping recipe
+            keys, value = parse_override(text)
+            raw = apply_override(raw, keys, value, sources)
+    except CompositionError as exc:
+        raise RecipeError(str(exc)) from None
+    return raw, sources
+
+
+def load_recipe(path: str | Path, overrides: Sequence[str] = ()) -> Recipe:
+    """Read, compose (``base:``, then ``overrides``) and validate a recipe; never executes anything in it."""
+    raw, sources = compose_recipe(path, overrides)
+    return parse_recipe(raw, Path(path), sources)

@@ -40,6 +40,10 @@ class DataSection(Section):
     depth_encoding: Literal["metric", "inverse", "colour"] = Field(
         "metric", description="metric: standardised metres; inverse: mean/d - 1; colour: jet, 3 channels"
     )
+    stack: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description="new modalities made of others' channels, e.g. {rgbd: [rgb, depth]}; privileged if a part is",
+    )
 
     # Real files have their own sizes; they are resized to image_size (the embedded set renders at it).
     needs_resize: ClassVar[bool] = True
@@ -49,8 +53,33 @@ class DataSection(Section):
     def layout(self) -> tuple[dict, list[str]]:
         """(modalities, classes), read once: real kinds open files or scan folders for it."""
         if self._layout_cache is None:
-            self._layout_cache = self._layout()
+            modalities, classes = self._layout()
+            self._layout_cache = ({**modalities, **self._stacked(modalities)}, classes)
         return self._layout_cache
+
+    def _stacked(self, modalities: dict) -> dict:
+        from .data.protocol import Modality
+
+        out = {}
+        for name, parts in self.stack.items():
+            unknown = [p for p in parts if p not in modalities]
+            if name in modalities or len(parts) < 2 or unknown or len(set(parts)) != len(parts):
+                raise ValueError(
+                    f"data.stack.{name}: a stack is a new name for two or more distinct modalities of the data "
+                    f"({list(modalities)}), e.g. rgbd: [rgb, depth]"
+                )
+            kinds = [modalities[p].kind for p in parts]
+            if any(k not in ("image", "depth") for k in kinds):
+                raise ValueError(f"data.stack.{name}: only image and depth modalities stack pixel by pixel")
+            channels = sum(3 if m.kind == "depth" and self.depth_encoding == "colour" else m.channels
+                           for m in (modalities[p] for p in parts))
+            out[name] = Modality(name, "stack", channels, (), ())
+        return out
+
+    @property
+    def all_privileged(self) -> list[str]:
+        """The privileged modalities plus every stack holding one of them."""
+        return self.privileged + [n for n, parts in self.stack.items() if set(parts) & set(self.privileged)]
 
     @property
     def modalities(self) -> list[str]:

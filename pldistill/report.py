@@ -20,6 +20,7 @@ def _describe(loss) -> str:
         return f"{DISPLAY[loss.name]} (weight {loss.weight:g}; T={loss.temperature:g})"
     weight = f"γ={loss.weight:g}" if loss.name == "sp" else f"weight {loss.weight:g}"
     stages = ", ".join(f"t{p.teacher}↔s{p.student}" for p in loss.pairs) + (", pooled" if loss.pool else "")
+    stages += ", over the global batch" if loss.scope == "global" else ""
     return f"{DISPLAY[loss.name]} ({weight}; stages {stages})"
 
 
@@ -49,6 +50,11 @@ def results_markdown(results: dict, recipe) -> str:
         "| role | model | trained on | evaluated on | params | test acc | loss |",
         "|---|---|---|---|---:|---:|---|",
     ]
+    if "target_test_acc" in t:  # domain transfer: the teacher trained on other data, measured on this
+        kind = t["source_data"]["kind"]
+        rows[0] = (f"teacher (source domain: {kind})", *rows[0][1:6], "CE on teacher.data")
+        rows.insert(1, ("teacher, on this recipe's data", t["model"], f"{t['modality']} (source domain)",
+                        t["modality"], t["params"], t["target_test_acc"], "no adaptation"))
     control = results.get("control")
     if control:
         ct, cs = control["teacher"], control["student"]

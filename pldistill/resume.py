@@ -43,7 +43,7 @@ def rng_state(loader: DataLoader) -> dict:
     return state
 
 
-def set_rng_state(state: dict, loader: DataLoader) -> None:
+def set_rng_state(state: dict, loader: DataLoader, restore_augment: bool = True) -> None:
     torch.set_rng_state(state["torch"])
     legacy = dict(state["numpy"])
     legacy["state"] = dict(legacy["state"], key=np.array(legacy["state"]["key"], dtype=np.uint32))
@@ -54,7 +54,7 @@ def set_rng_state(state: dict, loader: DataLoader) -> None:
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
     transform = _transform_of(loader)
-    if "augment" in state and transform is not None:
+    if restore_augment and "augment" in state and transform is not None:
         transform.set_rng_state(state["augment"])
 
 
@@ -77,12 +77,16 @@ def save_progress(path: Path, *, model: nn.Module, learned: nn.Module, optimizer
 
 
 def load_progress(path: Path, *, model: nn.Module, learned: nn.Module, optimizer, scheduler,
-                  loader: DataLoader) -> dict:
-    """Restore a progress checkpoint in place; returns epoch, step, seconds and history."""
+                  loader: DataLoader, restore_augment: bool = True) -> dict:
+    """Restore a progress checkpoint in place; returns epoch, step, seconds and history.
+
+    ``restore_augment=False`` keeps the loader's own augmentation streams: under
+    torchrun the file holds rank 0's, and the other ranks must not replay them.
+    """
     state = load_checkpoint(path)
     model.load_state_dict(state["model"])
     learned.load_state_dict(state["learned"])
     optimizer.load_state_dict(state["optimizer"])
     scheduler.load_state_dict(state["scheduler"])
-    set_rng_state(state["rng"], loader)
+    set_rng_state(state["rng"], loader, restore_augment)
     return {k: state[k] for k in ("epoch", "step", "seconds", "history")}

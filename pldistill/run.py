@@ -16,8 +16,10 @@ both on the restricted modality alone, and write the run folder:
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
+import os
 import platform
 import time
 from dataclasses import dataclass
@@ -28,19 +30,20 @@ import torch
 import yaml
 from torch.utils.data import DataLoader
 
-from . import __version__
+from . import __version__, distributed
 from .checkpoint import CheckpointError, load_checkpoint, save_atomic
 from .data import JointTransform, ModalityView, build_datasets
 from .data.splits import write_split_record
 from .data.synthetic_shapes import default_cache_dir
-from .losses import LOSSES, PARAMETRIC_LOSSES, on_pooled
+from .losses import LOSSES, PARAMETRIC_LOSSES, across_ranks, on_pooled
 from .probe import AlignmentProbe
 from .models import TappedModel, build_model, classifier_outputs, count_parameters, read_state_dict
-from .recipe import Recipe
+from .recipe import Recipe, RecipeError
+from .recipe_checks import MIN_BATCH
 from .html_report import build_report
 from .report import results_markdown
-from .tracking import Tracker
-from .train import DistillTerm, FitResult, evaluate, fit, pick_device, seed_everything
+from .tracking import NullTracker, Tracker
+from .train import DistillTerm, FitResult, check_precision, evaluate, fit, pick_device, seed_everything
 
 RESULTS_SCHEMA_VERSION = 1
 
@@ -64,10 +67,14 @@ def _new_run_dir(root: Path, name: str) -> Path:
 
 
 def _loader(view: ModalityView, batch_size: int, train: bool, seed: int, workers: int) -> DataLoader:
+    """Shuffled batches in one process; under torchrun this rank's share of each global batch (train,
+    ``batch_size`` is global) or of the test set (evaluation: every sample once over all ranks)."""
+    sampler = distributed.train_sampler(view, seed) if train else distributed.eval_sampler(view)
     return DataLoader(
         view,
-        batch_size=batch_size,
-        shuffle=train,
+        batch_size=distributed.per_rank_batch(batch_size) if train else batch_size,
+        shuffle=train and sampler is None,
+        sampler=sampler,
         drop_last=train,  # a batch of one breaks BatchNorm and relational losses
         num_workers=workers,
         generator=torch.Generator().manual_seed(seed),
@@ -86,15 +93,19 @@ class Run:
         self.tracker = tracker
         self.progress = progress
         self.device = pick_device(recipe.schedule.device)
+        try:
+            check_precision(recipe.schedule.precision, self.device)
+        except ValueError as exc:
+            raise RecipeError(str(exc)) from None
         # a control run shares its parent's data: pass (train, test) rather than reading them again
-        self.train_set, self.test_set = datasets or build_datasets(recipe.data)
+        self.train_set, self.test_set = datasets or distributed.main_first(lambda: build_datasets(recipe.data))
         self.num_classes = len(self.train_set.classes)
         self.probe: AlignmentProbe | None = None
 
     def attach_probe(self, teacher: TappedModel) -> None:
         """Measure every student against ``teacher`` on a fixed validation slice, each epoch."""
         r = self.recipe
-        if r.logging.probe_size == 0:
+        if r.logging.probe_size == 0 or not distributed.is_main():  # rank 0 alone measures and logs
             return
         pairs = [(p.teacher, p.student) for loss in r.distill.losses for p in loss.pairs]
         self.probe = AlignmentProbe(
@@ -108,8 +119,9 @@ class Run:
     # -- data views ------------------------------------------------------------
     def train_loader(self, modalities: list[str], seed: int) -> DataLoader:
         ds, aug = self.train_set, self.recipe.data.augment
+        own = seed + 10_007 * distributed.rank()  # each process its own augmentations; rank 0 keeps the recipe's
         transform = JointTransform(
-            {m: ds.modalities[m] for m in modalities}, seed=seed, size=self._resize, **aug.model_dump()
+            {m: ds.modalities[m] for m in ds.inputs_of(modalities)}, seed=own, size=self._resize, **aug.model_dump()
         )
         view = ModalityView(ds, modalities, transform, self.recipe.data.depth_encoding)
         s = self.recipe.schedule
@@ -131,7 +143,7 @@ class Run:
         if self._resize is None:
             return None
         ds = self.test_set
-        return JointTransform({m: ds.modalities[m] for m in modalities}, hflip=False, size=self._resize)
+        return JointTransform({m: ds.modalities[m] for m in ds.inputs_of(modalities)}, hflip=False, size=self._resize)
 
     def _fit(self, model: TappedModel, modality: str, prefix: str, epochs: int, seed: int, **kw) -> FitResult:
         s = self.recipe.schedule
@@ -155,6 +167,7 @@ class Run:
             progress=self.progress,
             progress_file=self._progress_file(prefix),
             checkpoint_every=s.checkpoint_every,
+            precision=s.precision,
             **kw,
         )
 
@@ -162,12 +175,20 @@ class Run:
         return self.run_dir / "checkpoints" / f"{stage}.progress.pt"
 
     def _finished(self, stage: str) -> dict | None:
-        """A stage this run folder already completed (a resumed run skips it)."""
+        """A stage this run folder already completed (a resumed run skips it).
+
+        Rank 0 reads the checkpoint; every rank gets its results (weights: rank 0 only).
+        """
         path = self.run_dir / "checkpoints" / f"{stage}.pt"
-        if not path.exists():
-            return None
-        state = load_checkpoint(path)
-        return state if "result" in state else None
+        state: dict = {}
+
+        def read() -> dict | None:
+            if path.exists():
+                state.update(load_checkpoint(path))
+            return state.get("result")
+
+        result = distributed.on_main(read)
+        return None if result is None else {**state, "result": result}
 
     def _build(self, spec, stages=()) -> TappedModel:
         channels = self.recipe.data.channels(spec.modality)
@@ -182,22 +203,21 @@ class Run:
         seed_everything(r.seed)
         if not spec.train:
             return self._teacher_as_is(step)
+        if spec.data is not None:
+            return self._teacher_from_source_domain(step)
         model = self._build(spec)
         info = {"model": spec.model, "modality": spec.modality, "teacher_hash": key}
         done = self._finished("teacher")
         if done is not None:
-            model.model.load_state_dict(done["state_dict"])
+            if "state_dict" in done:  # rank 0 read it; the other ranks receive it below
+                model.model.load_state_dict(done["state_dict"])
+            distributed.share_module(model.model)
             print(f"{step}teacher: already trained in this run folder")
             return model, done["result"]
-        if cached.exists():
-            try:
-                state = load_checkpoint(cached)
-                model.model.load_state_dict(state["state_dict"])
-                print(f"reusing cached teacher {cached} (same teacher hash {key})")
-                info.update(test_acc=state["test_acc"], seconds=0.0, reused=True, history=state["history"])
-            except (CheckpointError, KeyError, RuntimeError) as exc:
-                print(f"cached teacher {cached} unusable ({exc}); training a new one")
-                cached.unlink(missing_ok=True)
+        reused = distributed.on_main(lambda: self._cached_teacher(model, cached, key))
+        if reused is not None:
+            distributed.share_module(model.model)
+            info.update(reused)
         if "reused" not in info:
             epochs = r.schedule.teacher_epochs or r.schedule.epochs
             print(f"{step}teacher {spec.model} on {spec.modality!r} for {epochs} epochs")
@@ -208,18 +228,52 @@ class Run:
                 "history": result.history,
                 "teacher_hash": key,
             }
-            save_atomic(state, cached)
+            if distributed.is_main():
+                save_atomic(state, cached)
             info.update(test_acc=result.test_acc, seconds=result.seconds, reused=False, history=result.history)
         info["params"] = count_parameters(model.model)
         self._finish_stage("teacher", model, info)
         return model, info
 
+    def _cached_teacher(self, model: TappedModel, cached: Path, key: str) -> dict | None:
+        """Load the cached teacher of this hash into ``model``: its results, or None (none, or unusable)."""
+        if not cached.exists():
+            return None
+        try:
+            state = load_checkpoint(cached)
+            model.model.load_state_dict(state["state_dict"])
+        except (CheckpointError, KeyError, RuntimeError) as exc:
+            print(f"cached teacher {cached} unusable ({exc}); training a new one")
+            cached.unlink(missing_ok=True)
+            return None
+        print(f"reusing cached teacher {cached} (same teacher hash {key})")
+        return {"test_acc": state["test_acc"], "seconds": 0.0, "reused": True, "history": state["history"]}
+
     def _finish_stage(self, stage: str, model: TappedModel, result: dict) -> None:
         """Final weights plus the stage's results in one atomic file; then drop the progress file."""
+        if not distributed.is_main():  # rank 0 writes the run folder
+            return
         save_atomic({"state_dict": model.model.state_dict(), "model": result["model"],
                      "modality": result["modality"], "result": result},
                     self.run_dir / "checkpoints" / f"{stage}.pt")
         self._progress_file(stage).unlink(missing_ok=True)
+
+    def _teacher_from_source_domain(self, step: str) -> tuple[TappedModel, dict]:
+        """Domain transfer: train (or reuse) the teacher on ``teacher.data``, then measure it on ours.
+
+        The teacher is cached under the hash of its source-domain recipe, so it is
+        shared with any run that trains the same teacher there.
+        """
+        r = self.recipe
+        source = r.model_copy(update={"data": r.teacher.data, "teacher": r.teacher.model_copy(update={"data": None})})
+        model, info = Run(source, self.run_dir, self.tracker, self.progress, self.log_prefix).teacher(step)
+        model.to(self.device)
+        info = {**info, "domain": "source", "source_data": r.teacher.data.model_dump(mode="json"),
+                "target_test_acc": evaluate(model, self.test_loader(r.teacher.modality), r.teacher.modality,
+                                            self.device, r.schedule.channels_last)}
+        print(f"  teacher: {100 * info['test_acc']:.1f}% in its source domain, "
+              f"{100 * info['target_test_acc']:.1f}% on this recipe's data (no adaptation)")
+        return model, info
 
     def _teacher_as_is(self, step: str) -> tuple[TappedModel, dict]:
         """A teacher trained elsewhere (``train: false``): loaded, evaluated when it shares our classes."""
@@ -271,6 +325,8 @@ class Run:
                 for pair in loss.pairs:
                     key = f"{loss.name}/t{pair.teacher}-s{pair.student}"
                     fn = LOSSES.get(loss.name) or self._parametric(loss.name, teacher, pair)
+                    if loss.scope == "global":  # pooled first (below), then gathered: less to send
+                        fn, key = across_ranks(fn), key + "/global"
                     if loss.pool:
                         fn, key = on_pooled(fn), key + "/pooled"
                     terms.append(DistillTerm(key, fn, loss.weight, tap, tap))
@@ -385,29 +441,84 @@ def _prepare_resume(run_dir: Path, resolved: dict) -> None:
         )
 
 
+def _stages(run: Run) -> tuple[dict, dict, dict, dict | None]:
+    """Teacher, scratch student, distilled student and the control: the training every rank does."""
+    recipe = run.recipe
+    control_wanted = (recipe.distill.same_modality_control and recipe.teacher.train
+                      and recipe.teacher.modality != recipe.student.modality)
+    steps = 5 if control_wanted else 3
+    teacher, teacher_info = run.teacher(step=f"[1/{steps}] ")
+    run.attach_probe(teacher)
+    scratch = run.student("scratch", step=f"[2/{steps}] ")
+    distilled = run.student("distilled", teacher, step=f"[3/{steps}] ")
+    control = _same_modality_control(run, distilled) if control_wanted else None
+    return teacher_info, scratch, distilled, control
+
+
+def _check_batch(recipe: Recipe, recipe_path: str | Path) -> None:
+    """Under torchrun: the global batch splits evenly, and each local batch still has room for relations."""
+    try:
+        per_rank = distributed.per_rank_batch(recipe.schedule.batch_size)
+    except ValueError as exc:
+        raise RecipeError(f"{recipe_path}: {exc}") from None
+    for i, loss in enumerate(recipe.distill.losses):
+        need = MIN_BATCH.get(loss.name, 1)
+        if loss.scope == "local" and per_rank < need:
+            raise RecipeError(
+                f"{recipe_path}: distill.losses.{i}: {loss.name.upper()} relates the samples of each process's "
+                f"batch ({recipe.schedule.batch_size} / {distributed.world_size()} processes = {per_rank}) and "
+                f"needs at least {need}; raise schedule.batch_size or set scope: global"
+            )
+
+
+def _follow_rank_zero(recipe: Recipe) -> RunOutput:
+    """Ranks > 0 of a torchrun job: train every stage in step with rank 0, in its run folder, writing nothing.
+
+    Rank 0 speaks for the job: the others' printing is silenced (their errors still reach stderr).
+    """
+    run_dir = Path(distributed.share_text())
+    with open(os.devnull, "w") as quiet, contextlib.redirect_stdout(quiet):
+        _stages(Run(recipe, run_dir, NullTracker(), progress=False))
+    return RunOutput(run_dir, {})
+
+
 def run_recipe(
     recipe: Recipe,
     recipe_path: str | Path,
     runs_dir: str | Path | None = None,
     progress: bool = True,
     resume: str | Path | None = None,
+    run_dir: str | Path | None = None,
+    group: str | None = None,
 ) -> RunOutput:
-    """Run a validated recipe end to end (or continue ``resume``) and return its run folder and results."""
+    """Run a validated recipe end to end (or continue ``resume``) and return its run folder and results.
+
+    ``run_dir`` names a new run folder instead of a timestamped one (a sweep's
+    cells); ``group`` is the W&B group (default: the recipe's name).
+    """
     started = time.perf_counter()
     resolved = recipe.to_dict()
-    if resume is not None:
+    _check_batch(recipe, recipe_path)
+    if not distributed.is_main():
+        return _follow_rank_zero(recipe)
+    if run_dir is not None and resume is None:
+        run_dir = Path(run_dir)
+        run_dir.mkdir(parents=True, exist_ok=False)
+        (run_dir / "recipe.yaml").write_text(yaml.safe_dump(resolved, sort_keys=False))
+    elif resume is not None:
         run_dir = Path(resume)
         _prepare_resume(run_dir, resolved)
         print(f"resuming {run_dir}: finished stages are kept, the stage in progress continues from its last epoch")
     else:
         run_dir = _new_run_dir(Path(runs_dir or recipe.logging.runs_dir), recipe.name)
         (run_dir / "recipe.yaml").write_text(yaml.safe_dump(resolved, sort_keys=False))
+    distributed.share_text(str(run_dir))  # the job's one run folder, for ranks > 0
     tracker = Tracker(
         run_dir,
         resolved,
         project=recipe.logging.project,
-        group=recipe.name,
-        name=f"{recipe.name}-seed{recipe.seed}-{run_dir.name}",
+        group=group or recipe.name,
+        name=f"{recipe.name}-seed{recipe.seed}-{run_dir.name}" if group is None else f"{run_dir.parent.name}-{run_dir.name}",
         tags=[recipe.name, f"seed{recipe.seed}"],
         mode=recipe.logging.wandb,
     )
@@ -417,14 +528,7 @@ def run_recipe(
         if progress:
             print(f"run folder: {run_dir} (interrupted? `pldistill run {recipe_path}` resumes it)")
         try:
-            control_wanted = (recipe.distill.same_modality_control and recipe.teacher.train
-                              and recipe.teacher.modality != recipe.student.modality)
-            steps = 5 if control_wanted else 3
-            teacher, teacher_info = run.teacher(step=f"[1/{steps}] ")
-            run.attach_probe(teacher)
-            scratch = run.student("scratch", step=f"[2/{steps}] ")
-            distilled = run.student("distilled", teacher, step=f"[3/{steps}] ")
-            control = _same_modality_control(run, distilled) if control_wanted else None
+            teacher_info, scratch, distilled, control = _stages(run)
         except FloatingPointError as exc:
             raise FloatingPointError(
                 f"{exc}; training stopped and the last good epoch is kept in {run_dir / 'checkpoints'} "
@@ -439,12 +543,17 @@ def run_recipe(
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "run_dir": str(run_dir),
             "device": str(run.device),
+            "distributed": {"world_size": distributed.world_size(), "backend": distributed.backend()},
             "host": {"torch": torch.__version__, "python": platform.python_version(), "threads": torch.get_num_threads()},
             "dataset": {
                 "kind": recipe.data.kind,
                 "classes": run.train_set.classes,
                 "num_train": len(run.train_set),
                 "num_test": len(run.test_set),
+                # how each input is encoded: what `pldistill export` needs to preprocess without the data
+                "modalities": {m: {"kind": v.kind, "channels": recipe.data.channels(m), "mean": list(v.mean),
+                                   "std": list(v.std), "input_size": recipe.data.input_size(m)}
+                               for m, v in run.train_set.modalities.items()},
             },
             "teacher": teacher_info,
             "students": {"scratch": scratch, "distilled": distilled},

@@ -103,3 +103,23 @@ class Tracker:
             return
         if self.mode == "offline":
             self.sync_hint = f"wandb sync {self.wandb_dir}"
+
+
+class NullTracker:
+    """What ranks > 0 of a torchrun job log to: nothing (rank 0 logs the job's one run)."""
+
+    mode = "disabled"
+    sync_hint = ""
+    wandb_dir = None
+
+    def log(self, row: dict[str, Any]) -> None:
+        pass
+
+    def log_images(self, images: dict[str, Path]) -> None:
+        pass
+
+    def summary(self, values: dict[str, Any]) -> None:
+        pass
+
+    def finish(self) -> None:
+        pass

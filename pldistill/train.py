@@ -6,10 +6,17 @@ distilled student (CE + weighted distillation terms against the frozen
 teacher, both fed the *same* augmented sample). ``distill_step`` is the one
 step contract: total loss, logits and the already-weighted named terms, with
 ``total == sum(terms)``.
+
+Under torchrun the student (and any learned loss parts) train inside
+DistributedDataParallel: each rank runs the same loop on its share of every
+global batch, gradients are averaged, and epoch metrics are summed over ranks.
+``precision`` runs forward passes under autocast (bf16/fp16); losses are
+computed in float32 whatever the activations' dtype.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import random
 import sys
@@ -23,8 +30,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.data import DataLoader
+from torch.utils.data.distributed import DistributedSampler
 from tqdm.auto import tqdm
 
+from . import distributed
 from .models import TappedModel
 from .resume import load_progress, save_progress
 
@@ -64,9 +73,32 @@ def seed_everything(seed: int) -> None:
 
 
 def pick_device(preference: str = "auto") -> torch.device:
-    if preference == "cuda" or (preference == "auto" and torch.cuda.is_available()):
-        return torch.device("cuda")
-    return torch.device("cpu")
+    """CUDA when asked for or available; under torchrun, this process's own GPU."""
+    if not (preference == "cuda" or (preference == "auto" and torch.cuda.is_available())):
+        return torch.device("cpu")
+    return torch.device("cuda", distributed.local_rank()) if distributed.is_distributed() else torch.device("cuda")
+
+
+PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def check_precision(precision: str, device: torch.device) -> None:
+    """fp16 needs loss scaling, which only pays off (and is only offered here) on CUDA."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision {precision!r}: use one of {sorted(PRECISIONS)}")
+    if precision == "fp16" and device.type != "cuda":
+        raise ValueError(
+            f"schedule.precision: fp16 needs a CUDA device (float16 autocast with loss scaling); this run is on "
+            f"{device.type}: use bf16 (CPU autocast) or fp32"
+        )
+
+
+def autocast(device: torch.device, precision: str = "fp32"):
+    """Forward passes in ``precision``; a no-op for fp32."""
+    dtype = PRECISIONS[precision]
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=dtype)
 
 
 def _to(x: Tensor, device: torch.device, channels_last: bool) -> Tensor:
@@ -100,18 +132,47 @@ def distill_step(
 
 @torch.no_grad()
 def evaluate(
-    model: TappedModel, loader: DataLoader, modality: str, device: torch.device, channels_last: bool
+    model: TappedModel, loader: DataLoader, modality: str, device: torch.device, channels_last: bool,
+    precision: str = "fp32",
 ) -> float:
-    """Top-1 accuracy; reads only ``batch[modality]``: nothing else is needed to predict."""
+    """Top-1 accuracy; reads only ``batch[modality]``: nothing else is needed to predict.
+
+    A loader sharded over ranks (``distributed.EvalShard``) is counted on every
+    rank and summed: each test sample exactly once.
+    """
     was_training = model.training
     model.eval()
     correct = total = 0
     for batch in loader:
-        logits, _ = model(_to(batch[modality], device, channels_last))
+        with autocast(device, precision):
+            logits, _ = model(_to(batch[modality], device, channels_last))
         correct += (logits.argmax(1).cpu() == batch["label"]).sum().item()
         total += len(batch["label"])
     model.train(was_training)
+    if isinstance(loader.sampler, distributed.EvalShard):
+        correct, total = distributed.all_reduce_sum([correct, total])
     return correct / max(total, 1)
+
+
+class _Trained(nn.Module):
+    """The student plus the losses' learned parts: one module, so DDP averages all their gradients."""
+
+    def __init__(self, student: TappedModel, learned: nn.ModuleList):
+        super().__init__()
+        self.student, self.learned = student, learned
+
+    def forward(self, x: Tensor):
+        return self.student(x)
+
+
+def _wrap(model: TappedModel, learned: nn.ModuleList, device: torch.device):
+    """DDP around the trained parts under torchrun; the plain student otherwise."""
+    if not distributed.is_distributed():
+        return model
+    from torch.nn.parallel import DistributedDataParallel
+
+    ids = [device.index] if device.type == "cuda" else None
+    return DistributedDataParallel(_Trained(model, learned), device_ids=ids)
 
 
 def _optimizer(model: nn.Module, name: str, lr: float, weight_decay: float) -> torch.optim.Optimizer:
@@ -143,6 +204,7 @@ def fit(
     epoch_metrics: Callable[[TappedModel], dict[str, float]] | None = None,
     progress_file: Path | None = None,
     checkpoint_every: int = 1,
+    precision: str = "fp32",
 ) -> FitResult:
     """Train ``model`` for ``epochs``: AdamW/SGD, linear warm-up, then per-step cosine decay.
 
@@ -151,7 +213,15 @@ def fit(
     With ``progress_file``, the complete training state is saved there every
     ``checkpoint_every`` epochs and, when the file exists, training continues
     from it: a crash costs at most the epochs since the last save.
+
+    Under torchrun: ``train_loader`` yields this rank's share of each global
+    batch (``distributed.train_sampler``; reshuffled per epoch), logs, prints and
+    checkpoints come from rank 0 only, and a non-finite loss on any rank stops
+    every rank.
     """
+    check_precision(precision, device)
+    main = distributed.is_main()
+    progress = progress and main
     memory = torch.channels_last if channels_last else torch.contiguous_format
     model.to(device, memory_format=memory).train()
     if teacher is not None:
@@ -169,17 +239,27 @@ def fit(
         return 0.5 * (1 + math.cos(math.pi * (s - warmup) / max(steps - warmup, 1)))
 
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_factor)
+    scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
     history: list[dict] = []
     start = time.perf_counter()
     step = first_epoch = 0
     parts = {"model": model.model, "learned": learned, "optimizer": opt, "scheduler": sched, "loader": train_loader}
-    if progress_file is not None and progress_file.exists():
-        restored = load_progress(progress_file, **parts)
+    if progress_file is not None and distributed.on_main(progress_file.exists):
+        if not progress_file.exists():
+            raise distributed.DistributedError(
+                f"rank {distributed.rank()}: cannot see {progress_file}, which rank 0 resumes from; resuming a "
+                "multi-node run needs the run folder on a file system every node shares"
+            )
+        # ranks > 0 keep their own augmentation streams: the file holds rank 0's
+        restored = load_progress(progress_file, **parts, restore_augment=main)
         first_epoch, step, history = restored["epoch"], restored["step"], restored["history"]
         start -= restored["seconds"]
         if progress:
             print(f"  {prefix}: resuming after epoch {first_epoch}/{epochs} from {progress_file}")
+    forward = _wrap(model, learned, device)
     for epoch in range(first_epoch, epochs):
+        if isinstance(train_loader.sampler, DistributedSampler):
+            train_loader.sampler.set_epoch(epoch)  # a new permutation each epoch, the same on every rank
         epoch_start = time.perf_counter()
         sums: dict[str, float] = {}
         correct = seen = 0
@@ -188,22 +268,25 @@ def fit(
         bar = tqdm(train_loader, desc=f"{prefix} {epoch + 1}/{epochs}", leave=False, disable=not live)
         for batch in bar:
             labels = batch["label"].to(device)
-            out = distill_step(
-                model,
-                _to(batch[modality], device, channels_last),
-                labels,
-                teacher,
-                _to(batch[teacher_modality], device, channels_last) if terms else None,
-                terms,
-            )
-            if not torch.isfinite(out.total):
-                bad = [k for k, v in out.terms.items() if not torch.isfinite(v)]
+            with autocast(device, precision):
+                out = distill_step(
+                    forward,
+                    _to(batch[modality], device, channels_last),
+                    labels,
+                    teacher,
+                    _to(batch[teacher_modality], device, channels_last) if terms else None,
+                    terms,
+                )
+            if distributed.any_rank(not torch.isfinite(out.total)):
+                bad = [k for k, v in out.terms.items() if not torch.isfinite(v)] or "(on another process)"
                 raise FloatingPointError(f"{prefix}: loss term(s) {bad} became non-finite at step {step}")
             opt.zero_grad(set_to_none=True)
-            out.total.backward()
+            scaler.scale(out.total).backward()
             if grad_clip:
+                scaler.unscale_(opt)
                 torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
-            opt.step()
+            scaler.step(opt)
+            scaler.update()
             sched.step()
             step += 1
             n = len(labels)
@@ -212,18 +295,20 @@ def fit(
             for k, v in {"loss": out.total, **{f"terms/{k}": v for k, v in out.terms.items()}}.items():
                 sums[k] = sums.get(k, 0.0) + v.item() * n
             bar.set_postfix(loss=f"{sums['loss'] / seen:.3f}")
-        record = {f"train/{k}": v / seen for k, v in sums.items()}
+        keys = list(sums)  # the same terms, in the same order, on every rank
+        *totals, correct, seen = distributed.all_reduce_sum([sums[k] for k in keys] + [correct, seen])
+        record = {f"train/{k}": v / seen for k, v in zip(keys, totals)}
         record["train/acc"] = correct / seen
         record["train/seconds"] = time.perf_counter() - epoch_start
-        record["val/acc"] = evaluate(model, test_loader, modality, device, channels_last)
-        if epoch_metrics is not None:  # e.g. teacher/student alignment on the probe set
+        record["val/acc"] = evaluate(model, test_loader, modality, device, channels_last, precision)
+        if epoch_metrics is not None and main:  # e.g. teacher/student alignment on the probe set
             record.update(epoch_metrics(model))
         record["lr"] = sched.get_last_lr()[0]
         record["epoch"] = epoch + 1
         history.append(record)
-        if log is not None:
+        if log is not None and main:
             log({f"{prefix}/{k}": v for k, v in record.items()}, step)
-        if progress_file is not None and (epoch + 1) % checkpoint_every == 0 and epoch + 1 < epochs:
+        if progress_file is not None and main and (epoch + 1) % checkpoint_every == 0 and epoch + 1 < epochs:
             save_progress(progress_file, **parts, epoch=epoch + 1, step=step,
                           seconds=time.perf_counter() - start, history=history)
         if progress:

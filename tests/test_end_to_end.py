@@ -167,3 +167,70 @@ def test_cli_reports_a_bad_recipe_in_one_line(tmp_path, capsys):
     assert main(["run", str(path)]) == 2
     err = capsys.readouterr().err
     assert err.startswith("pldistill: error: ") and "schedule.epochs" in err and "Traceback" not in err
+
+
+def test_exported_student_reloads_with_timm_alone_and_predicts_the_same(tiny_run, tmp_path):
+    """Export → timm.create_model('local-dir:…') → the very predictions of the evaluated student."""
+    import timm
+    from safetensors.torch import load_file
+
+    _, run_dir, results = tiny_run
+    out = tmp_path / "exported"
+    assert main(["export", str(run_dir), "--out", str(out)]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["config.json", "model.safetensors"]
+    config = json.loads((out / "config.json").read_text())
+    assert config["architecture"] == "mobilenetv3_small_100"
+    assert config["label_names"] == results["dataset"]["classes"]
+    assert config["pldistill"]["modality"] == "rgb" and config["pldistill"]["input_size"] == 32
+    student_state = torch.load(run_dir / "checkpoints" / "student_distilled.pt", weights_only=True)["state_dict"]
+    assert set(load_file(out / "model.safetensors")) == set(student_state)  # the student only, no teacher
+
+    exported = timm.create_model(f"local-dir:{out}", pretrained=True).eval()  # timm alone, no pldistill
+    original = build_model("mobilenetv3_small_100", 3, 4)
+    original.load_state_dict(student_state)
+    original.eval()
+    test = SyntheticShapes("test", 400, image_size=32)
+    loader = DataLoader(ModalityView(test, ["rgb"]), batch_size=200)
+    with torch.no_grad():
+        for batch in loader:
+            assert torch.equal(exported(batch["rgb"]).argmax(1), original(batch["rgb"]).argmax(1))
+    acc = evaluate(TappedModel(exported), loader, "rgb", torch.device("cpu"), channels_last=False)
+    assert acc == pytest.approx(results["students"]["distilled"]["test_acc"], abs=0.01)
+
+
+def test_predict_classifies_image_files_with_the_exported_student_only(tiny_run, tmp_path, capsys):
+    """`pldistill predict` reads PNG files (RGB only) and agrees with the student on the same pixels."""
+    import cv2
+
+    from pldistill.data import encode
+    from pldistill.export import load_exported
+
+    _, run_dir, results = tiny_run
+    out = tmp_path / "exported"
+    assert main(["export", str(run_dir), "--out", str(out)]) == 0
+    test = SyntheticShapes("test", 400, image_size=32)
+    images = tmp_path / "images"
+    images.mkdir()
+    expected = []
+    model, _ = load_exported(out)
+    for i in range(40):
+        rgb = test.load(i, ["rgb"])["rgb"]
+        cv2.imwrite(str(images / f"{i:03d}.png"), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+        with torch.no_grad():
+            logits = model(encode(rgb, test.modalities["rgb"])[None])
+        expected.append(results["dataset"]["classes"][int(logits.argmax())])
+    capsys.readouterr()
+    assert main(["predict", str(out), str(images), "--json", "--top", "2"]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [r["label"] for r in rows] == expected
+    assert all(len(r["top"]) == 2 and r["top"][0][1] >= r["top"][1][1] for r in rows)
+    truth = [test.classes[test.label(i)] for i in range(40)]
+    hits = sum(r["label"] == t for r, t in zip(rows, truth))
+    assert hits > 40 * 0.25  # better than chance over 4 classes, as the run's student is
+
+
+def test_predict_and_export_refuse_what_they_cannot_use(tmp_path, capsys):
+    assert main(["export", str(tmp_path)]) == 2
+    assert "no results.json" in capsys.readouterr().err
+    assert main(["predict", str(tmp_path), str(tmp_path / "x.png")]) == 2
+    assert "not an exported student" in capsys.readouterr().err

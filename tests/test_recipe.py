@@ -34,7 +34,7 @@ def test_every_shipped_recipe_validates(tmp_path):
         if path.stem in REAL_DATA:  # need a real data set: test_real_recipes.py checks them with and without it
             continue
         raw = yaml.safe_load(path.read_text())
-        if raw["data"]["kind"] == "nyu_depth_v2":  # needs the user's file: a clear error, then a stand-in file
+        if raw.get("data", {}).get("kind") == "nyu_depth_v2":  # needs the user's file: a clear error, then a stand-in file
             with pytest.raises(RecipeError, match=r"data: NYU Depth v2 labeled file not found .* never downloads"):
                 load_recipe(path)
             write_labeled_mat(tmp_path / "nyu.mat")

@@ -115,5 +115,5 @@ def test_shipped_composed_recipes_inherit_the_flagship():
     assert rgbd.teacher.modality == "rgbd" and rgbd.data.channels("rgbd") == 4
     assert rgbd.student == flagship.student and rgbd.schedule == flagship.schedule
     transfer = load_recipe(RECIPES / "domain_transfer.yaml")
-    assert transfer.teacher.data is not None and transfer.teacher.data.camouflage != transfer.data.camouflage
+    assert transfer.teacher.data is not None and transfer.teacher.data.ambient != transfer.data.ambient
     assert transfer.student == flagship.student

@@ -8,8 +8,17 @@ from .transforms import JointTransform
 
 
 def build_datasets(cfg) -> tuple[PairedDataset, PairedDataset]:
-    """(train, test) for a recipe's ``data`` section (each kind knows how to build itself)."""
-    return cfg.build()
+    """(train, test) for a recipe's ``data`` section (each kind knows how to build itself).
+
+    Stacks (``data.stack``, e.g. ``rgbd: [rgb, depth]``) wrap both splits.
+    """
+    train, test = cfg.build()
+    if not getattr(cfg, "stack", None):
+        return train, test
+    from .stacked import StackedModalities
+
+    channels = {name: cfg.channels(name) for name in cfg.stack}
+    return StackedModalities(train, cfg.stack, channels), StackedModalities(test, cfg.stack, channels)
 
 
 __all__ = [

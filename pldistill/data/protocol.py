@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-ModalityKind = Literal["image", "depth", "spectrogram"]
+ModalityKind = Literal["image", "depth", "spectrogram", "stack"]
 
 
 @dataclass(frozen=True)
@@ -53,6 +53,10 @@ class PairedDataset(Dataset):
 
     def label(self, index: int) -> int:
         raise NotImplementedError  # pragma: no cover - abstract
+
+    def inputs_of(self, names: Sequence[str]) -> list[str]:
+        """The stored modalities a view of ``names`` reads (stacks expand to their parts)."""
+        return list(names)
 
     def split_record(self) -> dict:
         """How pldistill chose this split's samples (seeded splits and subsets), for the run folder; {} if given."""
@@ -108,11 +112,16 @@ class ModalityView(Dataset):
             arrays = self.transform(arrays)
         if hasattr(self.dataset, "finalize"):  # derived modalities, made from the augmented arrays
             arrays = self.dataset.finalize(arrays)
-        sample = {n: self._encode(arrays[n], self.dataset.modalities[n]) for n in self.names}
+        modalities = self.dataset.modalities
+        sample = {n: self._encode(arrays if modalities[n].kind == "stack" else arrays[n], modalities[n])
+                  for n in self.names}
         sample["label"] = self.dataset.label(index)
         return sample
 
-    def _encode(self, array: np.ndarray, modality: Modality) -> torch.Tensor:
+    def _encode(self, array: np.ndarray | dict, modality: Modality) -> torch.Tensor:
+        if modality.kind == "stack":  # each part encoded as itself, then the channels concatenated
+            parts = self.dataset.stacks[modality.name]
+            return torch.cat([self._encode(array[p], self.dataset.modalities[p]) for p in parts])
         if modality.kind == "depth" and self.depth_encoding != "metric":
             from .depth_encoding import encode_depth
 

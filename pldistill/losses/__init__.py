@@ -17,6 +17,7 @@ from .fitnet import FitNetHint, fitnet_loss
 from .kd import kd_loss
 from .pooling import global_pool, on_pooled
 from .rkd import rkd_angle_loss, rkd_distance_loss, rkd_loss
+from .scope import across_ranks
 from .sp import similarity_matrix, sp_loss
 
 PairLoss = Callable[[Tensor, Tensor], Tensor]
@@ -31,17 +32,23 @@ LOSSES: dict[str, PairLoss] = {
     "kd": kd_loss,
 }
 
+# Losses that relate the samples of a batch: the ones a recipe may compute over the global batch
+# of a multi-process run (``scope: global``, see scope.py); the others are per-sample means.
+RELATIONAL = {"sp", "rkd", "cc"}
+
 # Losses with learned parameters, built per layer pair from (student, teacher) channels.
 PARAMETRIC_LOSSES = {"fitnet": FitNetHint}
 
 __all__ = [
     "LOSSES",
     "PARAMETRIC_LOSSES",
+    "RELATIONAL",
     "FitNetHint",
     "fitnet_loss",
     "global_pool",
     "on_pooled",
     "PairLoss",
+    "across_ranks",
     "at_loss",
     "attention_map",
     "cc_loss",

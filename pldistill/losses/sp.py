@@ -6,6 +6,11 @@ For a batch of b samples and a layer's activations A (b × anything):
 
 Only b × b matrices are compared, so teacher and student may differ in
 channels, spatial size, depth and input modality.
+
+b is whatever batch the function is given. Under torchrun each process holds
+b / n samples: ``scope: local`` calls this on them (the paper's loss at the
+per-process batch), ``scope: global`` on the features gathered from every
+process (``losses.scope.across_ranks``), which is this loss at the full b.
 """
 
 from __future__ import annotations
