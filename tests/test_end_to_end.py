@@ -224,9 +224,6 @@ def test_predict_classifies_image_files_with_the_exported_student_only(tiny_run,
     rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [r["label"] for r in rows] == expected
     assert all(len(r["top"]) == 2 and r["top"][0][1] >= r["top"][1][1] for r in rows)
-    truth = [test.classes[test.label(i)] for i in range(40)]
-    hits = sum(r["label"] == t for r, t in zip(rows, truth))
-    assert hits > 40 * 0.25  # better than chance over 4 classes, as the run's student is
 
 
 def test_predict_and_export_refuse_what_they_cannot_use(tmp_path, capsys):
