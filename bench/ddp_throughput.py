@@ -141,8 +141,8 @@ def main() -> int:
             "",
             "Both the 1 × 2 and the 2 × 1 rows use the machine's two cores; 2 × 1 adds DDP's gradient all-reduce "
             "(gloo), the global-batch gather of SP features and a second copy of the frozen teacher. On two cores "
-            "the point of multi-process training is that it is correct (tests/test_distributed.py), not faster; "
-            "the gain comes with more cores, or GPUs (NCCL).",
+            "the point of multi-process training is that it is correct (tests/test_distributed.py), not that it "
+            "is faster: here one process with two threads beats two processes with one thread each.",
             "",
             "GPU rows (1 GPU, `schedule.precision: bf16` vs `fp32`; several GPUs under torchrun) could not be "
             "measured: this machine has no GPU. On a GPU machine: `python bench/ddp_throughput.py --device cuda "
