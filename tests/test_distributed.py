@@ -24,6 +24,8 @@ import torch.nn.functional as F
 import yaml
 from torch import nn
 
+from random_pairs import RandomPairs
+
 TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
 REPO = Path(__file__).resolve().parents[1]
 
@@ -120,18 +122,6 @@ def test_global_sp_on_two_ranks_gives_the_full_batch_loss_and_gradients(tmp_path
 N_TRAIN, N_TEST, GLOBAL_BATCH, SAMPLER_SEED = 48, 15, 8, 3
 
 
-class _Pairs(torch.utils.data.Dataset):
-    def __init__(self, n: int, seed: int):
-        g = torch.Generator().manual_seed(seed)
-        self.rgb, self.depth = torch.randn(n, 3, 16, 16, generator=g), torch.randn(n, 1, 16, 16, generator=g)
-        self.label = torch.randint(0, 3, (n,), generator=g)
-
-    def __len__(self):
-        return len(self.label)
-
-    def __getitem__(self, i):
-        return {"rgb": self.rgb[i], "depth": self.depth[i], "label": self.label[i]}
-
 
 def _fit_models():
     """Tiny timm models without BatchNorm (GroupNorm, LayerNorm: per sample), so DDP can match exactly."""
@@ -165,7 +155,7 @@ def _fit_worker(rank, world, out):
 
     from pldistill import distributed
 
-    train, test = _Pairs(N_TRAIN, 0), _Pairs(N_TEST, 1)
+    train, test = RandomPairs(N_TRAIN, seed=0), RandomPairs(N_TEST, seed=1)
     train_loader = DataLoader(train, batch_size=distributed.per_rank_batch(GLOBAL_BATCH),
                               sampler=distributed.train_sampler(train, SAMPLER_SEED), drop_last=True)
     test_loader = DataLoader(test, batch_size=4, sampler=distributed.eval_sampler(test))
@@ -178,7 +168,7 @@ def test_two_process_fit_matches_one_process_fit_on_the_same_global_batches(tmp_
     from torch.utils.data import DataLoader
     from torch.utils.data.distributed import DistributedSampler
 
-    train, test = _Pairs(N_TRAIN, 0), _Pairs(N_TEST, 1)
+    train, test = RandomPairs(N_TRAIN, seed=0), RandomPairs(N_TEST, seed=1)
     # one process, the permutation DistributedSampler draws for every rank, whole global batches
     order = DistributedSampler(train, num_replicas=1, rank=0, shuffle=True, seed=SAMPLER_SEED, drop_last=True)
     reference = _fit(DataLoader(train, batch_size=GLOBAL_BATCH, sampler=order, drop_last=True),

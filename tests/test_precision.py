@@ -11,21 +11,10 @@ from pldistill.losses import sp_loss
 from pldistill.models import TappedModel, build_model
 from pldistill.recipe import load_recipe, parse_recipe
 from pldistill.train import DistillTerm, autocast, check_precision, distill_step, fit
+from random_pairs import RandomPairs
 
 CPU = torch.device("cpu")
 
-
-class _Pairs(torch.utils.data.Dataset):
-    def __init__(self, n=32):
-        g = torch.Generator().manual_seed(0)
-        self.rgb, self.depth = torch.randn(n, 3, 16, 16, generator=g), torch.randn(n, 1, 16, 16, generator=g)
-        self.label = torch.randint(0, 3, (n,), generator=g)
-
-    def __len__(self):
-        return len(self.label)
-
-    def __getitem__(self, i):
-        return {"rgb": self.rgb[i], "depth": self.depth[i], "label": self.label[i]}
 
 
 def _models():
@@ -37,7 +26,7 @@ def _models():
 
 def test_bf16_forward_keeps_every_loss_term_in_float32():
     teacher, student = _models()
-    batch = _Pairs(8)[:8]
+    batch = RandomPairs(8)[:8]
     with autocast(CPU, "bf16"):
         out = distill_step(student, batch["rgb"], batch["label"], teacher, batch["depth"],
                            [DistillTerm("sp", sp_loss, 100.0, 0, 0)])
@@ -49,7 +38,7 @@ def test_bf16_forward_keeps_every_loss_term_in_float32():
 def test_bf16_run_trains_on_cpu():
     teacher, student = _models()
     before = [p.detach().clone() for p in student.parameters()]
-    loader = torch.utils.data.DataLoader(_Pairs(), batch_size=8, drop_last=True)
+    loader = torch.utils.data.DataLoader(RandomPairs(), batch_size=8, drop_last=True)
     result = fit(student, "rgb", loader, loader, epochs=2, lr=3e-3, weight_decay=0.0, device=CPU,
                  teacher=teacher, teacher_modality="depth", terms=[DistillTerm("sp", sp_loss, 100.0, 0, 0)],
                  progress=False, precision="bf16")

@@ -3,6 +3,7 @@ import torch
 from pldistill.losses import sp_loss
 from pldistill.models import TappedModel, build_model
 from pldistill.train import DistillTerm, distill_step, fit
+from random_pairs import RandomPairs
 
 
 def _models():
@@ -29,24 +30,11 @@ def test_taps_return_the_requested_stages_in_order():
     assert [f.shape[1] for f in feats] == [512, 128]  # stage -1 then stage 2
 
 
-class _Tensors(torch.utils.data.Dataset):
-    def __init__(self, n=48):
-        g = torch.Generator().manual_seed(0)
-        self.rgb = torch.randn(n, 3, 32, 32, generator=g)
-        self.depth = torch.randn(n, 1, 32, 32, generator=g)
-        self.label = torch.randint(0, 3, (n,), generator=g)
-
-    def __len__(self):
-        return len(self.label)
-
-    def __getitem__(self, i):
-        return {"rgb": self.rgb[i], "depth": self.depth[i], "label": self.label[i]}
-
 
 def test_frozen_teacher_stays_in_eval_mode_and_unchanged_while_the_student_trains():
     teacher, student = _models()
     before = {k: v.clone() for k, v in teacher.state_dict().items()}
-    loader = torch.utils.data.DataLoader(_Tensors(), batch_size=8, drop_last=True)
+    loader = torch.utils.data.DataLoader(RandomPairs(n=48, size=32), batch_size=8, drop_last=True)
     fit(student, "rgb", loader, loader, epochs=1, lr=1e-3, weight_decay=0.0, device=torch.device("cpu"),
         teacher=teacher, teacher_modality="depth", terms=[DistillTerm("sp", sp_loss, 100.0, 0, 0)],
         progress=False)
@@ -77,7 +65,7 @@ def test_fitnet_regressor_is_trained_with_the_student():
     teacher, student = _models()
     hint = FitNetHint(student_channels=576, teacher_channels=512)
     before = hint.regressor.weight.detach().clone()
-    loader = torch.utils.data.DataLoader(_Tensors(), batch_size=8, drop_last=True)
+    loader = torch.utils.data.DataLoader(RandomPairs(n=48, size=32), batch_size=8, drop_last=True)
     fit(student, "rgb", loader, loader, epochs=1, lr=1e-3, weight_decay=0.0, device=torch.device("cpu"),
         teacher=teacher, teacher_modality="depth", terms=[DistillTerm("fitnet", hint, 1.0, 0, 0)],
         progress=False)

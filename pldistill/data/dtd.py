@@ -23,7 +23,7 @@ from typing import Sequence
 import numpy as np
 
 from .image_classes import RGB_STATS, interleave, read_picture, scan_class_folders
-from .protocol import Modality, PairedDataset
+from .protocol import Modality, only_modality, PairedDataset
 
 PARTS = ("train", "val", "test")
 SIZES = (40, 40, 40)
@@ -73,9 +73,7 @@ class DTDTextures(PairedDataset):
         return self._labels[index]
 
     def load(self, index: int, names: Sequence[str]) -> dict[str, np.ndarray]:
-        unknown = [n for n in names if n != self.modality]
-        if unknown:
-            raise KeyError(f"no modality {unknown} here (it has {[self.modality]})")
+        only_modality(names, self.modality)
         return {n: read_picture(self.root / self.files[index]) for n in names}
 
     def split_record(self) -> dict:

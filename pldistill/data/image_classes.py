@@ -29,7 +29,7 @@ import numpy as np
 from PIL import Image
 
 from .folders import IMAGE_EXTENSIONS
-from .protocol import Modality, PairedDataset
+from .protocol import Modality, only_modality, PairedDataset
 
 RGB_STATS = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))  # ImageNet: what timm backbones expect
 GRAY_STATS = ((0.449,), (0.226,))  # ImageNet's channel means, for one channel
@@ -153,9 +153,7 @@ class ImageClasses(PairedDataset):
         return int(self._labels[index])
 
     def load(self, index: int, names: Sequence[str]) -> dict[str, np.ndarray]:
-        unknown = [n for n in names if n != self.modality]
-        if unknown:
-            raise KeyError(f"no modality {unknown} here (it has {[self.modality]})")
+        only_modality(names, self.modality)
         return {n: read_picture(self.root / self.files[index], self.grayscale) for n in names}
 
     def split_record(self) -> dict:

@@ -68,6 +68,13 @@ class PairedDataset(Dataset):
         return sample
 
 
+def only_modality(names: Sequence[str], modality: str) -> None:
+    """One-modality adapters: a request for anything else is a KeyError naming what there is."""
+    unknown = [n for n in names if n != modality]
+    if unknown:
+        raise KeyError(f"no modality {unknown} here (it has {[modality]})")
+
+
 def encode(array: np.ndarray, modality: Modality) -> torch.Tensor:
     """Raw array → normalised float32 C×H×W tensor."""
     if modality.kind == "image":

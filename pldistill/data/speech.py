@@ -45,7 +45,7 @@ from typing import Sequence
 import numpy as np
 
 from .image_classes import interleave, sort_classes
-from .protocol import Modality, PairedDataset
+from .protocol import Modality, only_modality, PairedDataset
 
 FSDD_NAME = re.compile(r"^(\d+)_([^_/]+)_(\d+)\.wav$", re.IGNORECASE)
 FSDD_TEST_INDICES = range(5)  # FSDD README: "Recordings numbered 0-4 (inclusive) are in the test"
@@ -194,7 +194,5 @@ class SpokenDigits(PairedDataset):
         return self._labels[index]
 
     def load(self, index: int, names: Sequence[str]) -> dict[str, np.ndarray]:
-        unknown = [n for n in names if n != self.modality]
-        if unknown:
-            raise KeyError(f"no modality {unknown} here (it has {[self.modality]})")
+        only_modality(names, self.modality)
         return {n: self._spectrograms[index] for n in names}
