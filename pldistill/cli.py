@@ -59,7 +59,7 @@ def _compare(args: argparse.Namespace) -> int:
     from .compare import run_comparison
 
     run_dir, _ = run_comparison(args.file, runs_dir=args.runs_dir, resume=args.resume,
-                                seeds=args.seeds, progress=not args.quiet)
+                                seeds=args.seeds, progress=not args.quiet, overrides=args.overrides)
     print()
     print((run_dir / "comparison.md").read_text())
     print(f"comparison folder: {run_dir} (plot: {run_dir / 'comparison.png'})")
@@ -221,9 +221,14 @@ def build_parser() -> argparse.ArgumentParser:
     compare = sub.add_parser(
         "compare",
         help="train every loss variant of a base recipe over several seeds; print one table",
-        epilog="example: pldistill compare recipes/compare/depth_to_rgb_losses.yaml --seeds 0 1",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="examples:\n  pldistill compare recipes/compare/depth_to_rgb_losses.yaml --seeds 0 1\n"
+               "  pldistill compare recipes/compare/cifar10_hires_to_lowres_losses.yaml "
+               "data.source.root=../shared/data/cifar10-jpeg.tar.gz",
     )
     compare.add_argument("file", type=Path, help="comparison YAML, e.g. recipes/compare/depth_to_rgb_losses.yaml")
+    compare.add_argument("overrides", nargs="*", metavar="key=value",
+                         help="applied to the base recipe, e.g. data.source.root=../shared/data/cifar10-jpeg.tar.gz")
     compare.add_argument("--seeds", type=int, nargs="+", default=None, help="override the file's seeds")
     compare.add_argument("--resume", type=Path, default=None,
                          help="an interrupted comparison folder: train only the missing rows")

@@ -56,6 +56,10 @@ class Comparison(Section):
     name: str
     base: str = Field(description="recipe file, relative to this file")
     seeds: list[int] = Field(default_factory=lambda: [0, 1, 2], min_length=1)
+    overrides: list[str] = Field(
+        default_factory=list,
+        description="key=value settings applied to the base recipe before the variants (e.g. a data path)",
+    )
     variants: dict[str, list[LossSpec] | Variant] = Field(min_length=1, description="row name → distill.losses")
 
     @field_validator("variants")
@@ -78,8 +82,13 @@ class Comparison(Section):
         return out
 
 
-def load_comparison(path: str | Path) -> tuple[Comparison, Recipe, dict[str, Recipe]]:
-    """Validate the comparison and every variant as a complete recipe; nothing trains yet."""
+def load_comparison(path: str | Path, overrides: list[str] | tuple = ()) -> tuple[Comparison, Recipe, dict[str, Recipe]]:
+    """Validate the comparison and every variant as a complete recipe; nothing trains yet.
+
+    ``overrides`` (``key=value``, as on ``pldistill run``) are applied to the base
+    recipe after the file's own ``overrides``, so a data path never has to be
+    written into a committed file.
+    """
     path = Path(path)
     raw = read_yaml(path, "comparison")
     if not isinstance(raw, dict):
@@ -88,8 +97,11 @@ def load_comparison(path: str | Path) -> tuple[Comparison, Recipe, dict[str, Rec
         comparison = Comparison.model_validate(raw)
     except ValidationError as exc:
         raise RecipeError("\n".join(_format_error(path, e, Comparison) for e in exc.errors())) from None
+    if overrides:
+        comparison = comparison.model_copy(update={"overrides": [*comparison.overrides, *overrides]})
     base_path = (path.parent / comparison.base).resolve()
-    base_raw, sources = compose_recipe(base_path)  # a base may itself extend another recipe
+    # a base may itself extend another recipe
+    base_raw, sources = compose_recipe(base_path, comparison.overrides)
     base = parse_recipe(base_raw, base_path, sources)
     variants = {}
     for name, row in comparison.variants.items():
@@ -198,6 +210,21 @@ def plot_comparison(summary: list[dict], path: Path, title: str) -> None:
     plt.close(fig)
 
 
+def _resumed_overrides(run_dir: Path, path: str | Path, given: list[str]) -> list[str]:
+    """A resumed comparison keeps its command-line overrides: the same ones, or none (then the recorded ones)."""
+    recorded = yaml.safe_load((run_dir / "comparison.yaml").read_text()) or {}
+    file_raw = read_yaml(Path(path), "comparison")
+    own = list(file_raw.get("overrides") or []) if isinstance(file_raw, dict) else []
+    stored = list(recorded.get("overrides") or [])
+    previous = stored[len(own):] if stored[: len(own)] == own else stored
+    if given and given != previous:
+        raise RecipeError(
+            f"{run_dir}: trained with overrides {previous or 'none'}, resumed with {given}; "
+            "resume with the same overrides (or none to reuse them), or start a new comparison"
+        )
+    return previous
+
+
 def _read_cells(run_dir: Path) -> list[dict]:
     path = run_dir / "cells.jsonl"
     if not path.exists():
@@ -211,19 +238,21 @@ def run_comparison(
     resume: str | Path | None = None,
     seeds: list[int] | None = None,
     progress: bool = True,
+    overrides: list[str] | tuple = (),
 ) -> tuple[Path, list[dict]]:
     """Train every (seed, row) not already in the folder's cells.jsonl; write the table."""
     from .run import Run, _new_run_dir
     from .tracking import Tracker
 
-    comparison, base, variants = load_comparison(path)
-    if seeds:
-        comparison = comparison.model_copy(update={"seeds": list(seeds)})
     if resume is not None:
         run_dir = Path(resume)
         if not (run_dir / "comparison.yaml").exists():
             raise RecipeError(f"{run_dir}: not a comparison folder (no comparison.yaml); nothing to resume")
-    else:
+        overrides = _resumed_overrides(run_dir, path, list(overrides))
+    comparison, base, variants = load_comparison(path, overrides)
+    if seeds:
+        comparison = comparison.model_copy(update={"seeds": list(seeds)})
+    if resume is None:
         run_dir = _new_run_dir(Path(runs_dir or base.logging.runs_dir), comparison.name)
         (run_dir / "comparison.yaml").write_text(yaml.safe_dump(comparison.model_dump(mode="json"), sort_keys=False))
     cells = _read_cells(run_dir)
@@ -308,6 +337,8 @@ def run_comparison(
         table += (f"\n{g['row']} − {g['control']} (paired over {g['seeds']} seeds): "
                   f"{100 * g['mean']:+.1f} ± {100 * g['std']:.1f} points — what the privileged modality adds "
                   "beyond having a teacher of the same model and budget.\n")
+    if comparison.overrides:
+        table += "\nBase recipe overrides: " + " ".join(f"`{o}`" for o in comparison.overrides) + "\n"
     (run_dir / "comparison.md").write_text(table)
     plot_comparison(summary, run_dir / "comparison.png",
                     f"{comparison.name}: {base.student.model} ({base.student.modality}), "

@@ -127,6 +127,11 @@ class Distill(Section):
         description="also distil from a teacher of the same model and budget trained on the student's modality; "
         "the difference is the privileged gain",
     )
+    teacher_cache: bool = Field(
+        False,
+        description="run the frozen teacher once per training sample and read its tapped features from an HDF5 "
+        "file while the student trains (needs data.augment all off: the teacher must see what was cached)",
+    )
 
 
 class Schedule(Section):
@@ -289,6 +294,15 @@ def parse_recipe(raw: Any, source: str | Path = "<recipe>", sources=None) -> Rec
         )
     if recipe.teacher.data is not None:
         _check_teacher_domain(recipe, at("teacher", "data"))
+    if recipe.distill.teacher_cache:
+        moving = recipe.data.augment.active()
+        if moving:
+            raise RecipeError(
+                f"{at('distill', 'teacher_cache')}: distill.teacher_cache: the teacher's features are computed once "
+                f"per sample, but data.augment changes every sample each epoch ({', '.join(moving)}); turn "
+                f"augmentation off ({' '.join(f'data.augment.{k}=' + ('false' if k == 'hflip' else '0') for k in moving)}) "
+                "or set distill.teacher_cache: false"
+            )
     recipe = _resolve_auto_pairs(recipe)
     from .recipe_checks import check_recipe  # imports this module: a cycle at import time
 

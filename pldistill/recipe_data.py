@@ -26,6 +26,10 @@ class Augment(Section):
     rotate: float = Field(0.0, ge=0, le=180, description="degrees")
     color_jitter: float = Field(0.0, ge=0, le=1)
 
+    def active(self) -> list[str]:
+        """The settings that make a sample differ between epochs (empty: augmentation is off)."""
+        return [k for k, v in self.model_dump().items() if v]
+
 
 class DataSection(Section):
     """What every kind shares: the input size, augmentation and privileged modalities."""

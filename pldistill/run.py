@@ -43,7 +43,8 @@ from .recipe_checks import MIN_BATCH
 from .html_report import build_report
 from .report import results_markdown
 from .tracking import NullTracker, Tracker
-from .train import DistillTerm, FitResult, check_precision, evaluate, fit, pick_device, seed_everything
+from .teacher_cache import TeacherCache, build_teacher_cache, cache_path, open_teacher_cache, weights_digest
+from .train import DistillTerm, FitResult, autocast, check_precision, evaluate, fit, pick_device, seed_everything
 
 RESULTS_SCHEMA_VERSION = 1
 
@@ -117,15 +118,42 @@ class Run:
         )
 
     # -- data views ------------------------------------------------------------
-    def train_loader(self, modalities: list[str], seed: int) -> DataLoader:
+    def train_view(self, modalities: list[str], seed: int, with_index: bool = False) -> ModalityView:
         ds, aug = self.train_set, self.recipe.data.augment
         own = seed + 10_007 * distributed.rank()  # each process its own augmentations; rank 0 keeps the recipe's
         transform = JointTransform(
             {m: ds.modalities[m] for m in ds.inputs_of(modalities)}, seed=own, size=self._resize, **aug.model_dump()
         )
-        view = ModalityView(ds, modalities, transform, self.recipe.data.depth_encoding)
+        return ModalityView(ds, modalities, transform, self.recipe.data.depth_encoding, with_index=with_index)
+
+    def train_loader(self, modalities: list[str], seed: int, with_index: bool = False) -> DataLoader:
         s = self.recipe.schedule
-        return _loader(view, s.batch_size, True, seed, s.num_workers)
+        return _loader(self.train_view(modalities, seed, with_index), s.batch_size, True, seed, s.num_workers)
+
+    def teacher_cache(self, teacher: TappedModel, seed: int) -> TeacherCache:
+        """The teacher's outputs on every training sample, computed once per teacher (distill.teacher_cache).
+
+        Built with the training transform (augmentation is off, so it only resizes)
+        and kept in the run folder; every student of this run reads the same file.
+        """
+        s = self.recipe.schedule
+        digest = weights_digest(teacher.model)
+        path = cache_path(self.run_dir / "teacher_cache", teacher, digest)
+
+        def open_or_build() -> TeacherCache:
+            cache = open_teacher_cache(path, teacher, len(self.train_set))
+            if cache is not None:
+                return cache
+            view = self.train_view([self.recipe.teacher.modality], seed, with_index=True)
+            loader = DataLoader(view, batch_size=256, shuffle=False, num_workers=s.num_workers)
+            started = time.perf_counter()
+            cache = build_teacher_cache(teacher, loader, path, self.device, s.channels_last,
+                                        lambda: autocast(self.device, s.precision), self.progress)
+            if self.progress:
+                print(f"  teacher cache: {len(view)} samples in {time.perf_counter() - started:.1f} s → {path}")
+            return cache
+
+        return distributed.main_first(open_or_build)
 
     def test_loader(self, modality: str) -> DataLoader:
         """Evaluation sees one modality only: privileged arrays are never read."""
@@ -147,12 +175,13 @@ class Run:
 
     def _fit(self, model: TappedModel, modality: str, prefix: str, epochs: int, seed: int, **kw) -> FitResult:
         s = self.recipe.schedule
-        wanted = [modality] + ([kw["teacher_modality"]] if kw.get("terms") else [])
+        cached = kw.get("teacher_cache") is not None  # the teacher's inputs are never loaded
+        wanted = [modality] + ([kw["teacher_modality"]] if kw.get("terms") and not cached else [])
         modalities = list(dict.fromkeys(wanted))  # same-modality teacher: load it once
         return fit(
             model,
             modality,
-            self.train_loader(modalities, seed),
+            self.train_loader(modalities, seed, with_index=cached),
             self.test_loader(modality),
             epochs=epochs,
             lr=s.lr,
@@ -353,6 +382,7 @@ class Run:
             teacher=teacher,
             teacher_modality=r.teacher.modality,
             terms=terms,
+            teacher_cache=self.teacher_cache(teacher, r.seed + 1) if terms and r.distill.teacher_cache else None,
             epoch_metrics=self.probe.measure if self.probe else None,
         )
         alignment = {k: v for k, v in result.history[-1].items() if k.startswith("align/")}

@@ -36,6 +36,7 @@ from tqdm.auto import tqdm
 from . import distributed
 from .models import TappedModel
 from .resume import load_progress, save_progress
+from .teacher_cache import TeacherCache
 
 Log = Callable[[dict, int], None]
 
@@ -113,13 +114,21 @@ def distill_step(
     teacher: TappedModel | None = None,
     teacher_inputs: Tensor | None = None,
     terms: Sequence[DistillTerm] = (),
+    teacher_outputs: tuple[Tensor, list[Tensor]] | None = None,
 ) -> StepOutput:
-    """Forward the student (and the frozen teacher) and return the weighted loss terms."""
+    """Forward the student (and the frozen teacher) and return the weighted loss terms.
+
+    ``teacher_outputs`` (logits, tapped features), e.g. read from a teacher cache,
+    replace the teacher's forward pass.
+    """
     logits, s_feats = student(inputs)
     named = {"ce": F.cross_entropy(logits.float(), labels)}
     if terms:
-        with torch.no_grad():
-            t_logits, t_feats = teacher(teacher_inputs)
+        if teacher_outputs is not None:
+            t_logits, t_feats = teacher_outputs
+        else:
+            with torch.no_grad():
+                t_logits, t_feats = teacher(teacher_inputs)
         for term in terms:
             if term.on_logits:
                 value = term.fn(t_logits, logits)
@@ -205,6 +214,7 @@ def fit(
     progress_file: Path | None = None,
     checkpoint_every: int = 1,
     precision: str = "fp32",
+    teacher_cache: TeacherCache | None = None,
 ) -> FitResult:
     """Train ``model`` for ``epochs``: AdamW/SGD, linear warm-up, then per-step cosine decay.
 
@@ -218,6 +228,9 @@ def fit(
     batch (``distributed.train_sampler``; reshuffled per epoch), logs, prints and
     checkpoints come from rank 0 only, and a non-finite loss on any rank stops
     every rank.
+
+    With ``teacher_cache`` the teacher's outputs are read by ``batch["index"]``
+    instead of computed, and ``batch[teacher_modality]`` is never needed.
     """
     check_precision(precision, device)
     main = distributed.is_main()
@@ -268,14 +281,16 @@ def fit(
         bar = tqdm(train_loader, desc=f"{prefix} {epoch + 1}/{epochs}", leave=False, disable=not live)
         for batch in bar:
             labels = batch["label"].to(device)
+            live_teacher = terms and teacher_cache is None
             with autocast(device, precision):
                 out = distill_step(
                     forward,
                     _to(batch[modality], device, channels_last),
                     labels,
                     teacher,
-                    _to(batch[teacher_modality], device, channels_last) if terms else None,
+                    _to(batch[teacher_modality], device, channels_last) if live_teacher else None,
                     terms,
+                    teacher_cache.lookup(batch["index"], device, channels_last) if teacher_cache else None,
                 )
             if distributed.any_rank(not torch.isfinite(out.total)):
                 bad = [k for k, v in out.terms.items() if not torch.isfinite(v)] or "(on another process)"

@@ -113,3 +113,23 @@ def test_teacher_used_as_is_from_another_label_space_still_teaches_features(tmp_
     assert "predicts 10 classes" in results["teacher"]["note"]
     assert 0 <= results["students"]["distilled"]["test_acc"] <= 1
     assert "| teacher | resnet10t | depth | depth | 4.93M | n/a | predicts 10 classes" in (run_dir / "results.md").read_text()
+
+
+def test_command_line_overrides_reach_the_base_and_every_variant(tmp_path):
+    from pldistill.compare import load_comparison
+
+    (tmp_path / "base.yaml").write_text(yaml.safe_dump(BASE))
+    (tmp_path / "cmp.yaml").write_text(yaml.safe_dump(dict(COMPARISON, overrides=["schedule.epochs=3"])))
+    comparison, base, variants = load_comparison(tmp_path / "cmp.yaml", ["data.num_train=64", "schedule.epochs=2"])
+    assert comparison.overrides == ["schedule.epochs=3", "data.num_train=64", "schedule.epochs=2"]  # file's first
+    for recipe in [base, *variants.values()]:
+        assert recipe.data.num_train == 64 and recipe.schedule.epochs == 2
+    assert variants["sp"].distill.losses[0].weight == 3000.0  # a variant's losses still replace the base's
+
+
+def test_resume_refuses_other_overrides_than_the_folder_was_trained_with(comparison, capsys):
+    root, run_dir = comparison
+    before = (run_dir / "cells.jsonl").read_text()
+    assert main(["compare", str(root / "cmp.yaml"), "data.num_test=64", "--resume", str(run_dir), "--quiet"]) == 2
+    assert "trained with overrides none, resumed with ['data.num_test=64']" in capsys.readouterr().err
+    assert (run_dir / "cells.jsonl").read_text() == before

@@ -99,6 +99,7 @@ class ModalityView(Dataset):
         names: Sequence[str],
         transform: Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]] | None = None,
         depth_encoding: str = "metric",
+        with_index: bool = False,
     ):
         missing = [n for n in names if n not in dataset.modalities]
         if missing:
@@ -109,6 +110,7 @@ class ModalityView(Dataset):
         self.names = list(names)
         self.transform = transform
         self.depth_encoding = depth_encoding
+        self.with_index = with_index  # batches carry sample indices (what a teacher cache is read by)
 
     def __len__(self) -> int:
         return len(self.dataset)
@@ -123,6 +125,8 @@ class ModalityView(Dataset):
         sample = {n: self._encode(arrays if modalities[n].kind == "stack" else arrays[n], modalities[n])
                   for n in self.names}
         sample["label"] = self.dataset.label(index)
+        if self.with_index:
+            sample["index"] = index
         return sample
 
     def _encode(self, array: np.ndarray | dict, modality: Modality) -> torch.Tensor:
