@@ -22,7 +22,7 @@ seeds  ?= 3
 run_dir ?=
 export_dir ?=
 images ?=
-.PHONY: run test compare sweep export predict venv clean-cache
+.PHONY: run test compare sweep export predict venv clean-cache bench
 
 $(STAMP): pyproject.toml
 	@echo "==> creating $(VENV) and installing pldistill (first run only, ~1-2 min)"
@@ -68,6 +68,26 @@ predict: $(STAMP)
 	@if [ -z "$(export_dir)" ] || [ -z "$(images)" ]; then \
 		echo "usage: make predict export_dir=exported/<name> images='a.png folder/'"; exit 2; fi
 	$(PY) -m pldistill predict $(export_dir) $(images)
+
+# Every benchmark, then BENCHMARKS.md (long: ~3-4 h on 2 CPU cores, mostly the 3-seed accuracy tables).
+# torchdistill (the side-by-side baseline) is a bench-only extra: installed here, never by the library.
+BENCH_STAMP := $(VENV)/.bench-stamp
+$(BENCH_STAMP): $(STAMP)
+	@$(PY) -m pip install --quiet -e '.[dev,bench]' 2>&1 | { grep -v "is ignored: it is neither" || true; }
+	@touch $@
+
+bench: $(BENCH_STAMP)
+	$(PY) bench/overhead.py
+	$(PY) bench/torchdistill_side_by_side.py
+	$(PY) bench/teacher_cache.py
+	$(PY) bench/scaling.py
+	$(PY) bench/loss_cost.py
+	$(PY) bench/alignment_cost.py
+	$(PY) bench/ddp_throughput.py
+	$(PY) bench/packed_read.py
+	$(PY) bench/packed_loader.py
+	$(PY) bench/accuracy.py
+	$(PY) bench/collect.py
 
 test: $(STAMP)
 	$(PY) -m pytest -q tests
