@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -27,6 +26,9 @@ import tempfile
 import time
 from datetime import datetime, timezone
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+from machine import cpu_name  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results"
 RECIPE = Path(__file__).parents[1] / "recipes" / "depth_to_rgb.yaml"
@@ -82,16 +84,6 @@ def measure(processes: int, threads: int, epochs: int, device: str, precision: s
             "samples_per_second": got["samples_per_epoch"] / seconds, "job_seconds": time.perf_counter() - started}
 
 
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--epochs", type=int, default=3)
@@ -110,7 +102,7 @@ def main() -> int:
     configs = [tuple(int(n) for n in c.split("x")) for c in args.configs]
     rows = [measure(p, t, args.epochs, args.device, args.precision) for p, t in configs]
     base = rows[0]["samples_per_second"]
-    machine = f"{_cpu_name()}, {os.cpu_count()} cores"
+    machine = f"{cpu_name()}, {os.cpu_count()} cores"
     command = " ".join(["python bench/ddp_throughput.py", *sys.argv[1:]])
     results = {"command": command, "device": args.device, "precision": args.precision, "machine": machine,
                "date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "torch": torch.__version__,
