@@ -1,0 +1,44 @@
+"""Benchmarks are not run by the tests (they take hours), but they must not rot: every script `make bench`
+runs starts and parses its options, and BENCHMARKS.md is assembled from the results files."""
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).parents[1]
+BENCH = re.findall(r"\$\(PY\) (bench/\w+\.py)", (ROOT / "Makefile").read_text())
+
+
+def test_make_bench_runs_every_benchmark_and_then_collects():
+    scripts = {p.relative_to(ROOT).as_posix() for p in (ROOT / "bench").glob("*.py")} - {"bench/machine.py"}
+    assert set(BENCH) == scripts  # no benchmark left out of `make bench`
+    assert BENCH[-1] == "bench/collect.py"
+
+
+@pytest.mark.parametrize("script", [s for s in BENCH if s not in ("bench/collect.py", "bench/packed_loader.py")])
+def test_benchmark_script_starts(script):
+    if "torchdistill" in script:
+        pytest.importorskip("torchdistill", reason="bench-only extra: pip install -e '.[bench]' (make bench does)")
+    done = subprocess.run([sys.executable, script, "--help"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "usage:" in done.stdout
+
+
+def test_benchmarks_md_is_every_results_file_one_level_down(tmp_path, monkeypatch):
+    sys.path.insert(0, str(ROOT / "bench"))
+    import collect
+
+    results = tmp_path / "bench" / "results"
+    results.mkdir(parents=True)
+    (results / "overhead.md").write_text("# Overhead\n\nCommand: `x`\n\n## Detail\n| a |\n")
+    (results / "overhead.png").write_bytes(b"\x89PNG")
+    monkeypatch.setattr(collect, "ROOT", tmp_path)
+    monkeypatch.setattr(collect, "RESULTS", results)
+    collect.main()
+    text = (tmp_path / "BENCHMARKS.md").read_text()
+    assert "\n## Overhead\n" in text and "\n### Detail\n" in text and "Command: `x`" in text
+    assert "![overhead](bench/results/overhead.png)" in text
+    assert "Not yet measured: " in text and "`bench/teacher_cache.py`" in text
