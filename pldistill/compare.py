@@ -166,12 +166,12 @@ def summarise(cells: list[dict], rows: list[str]) -> list[dict]:
     return out
 
 
-def comparison_markdown(name: str, summary: list[dict], device: str, base: Recipe) -> str:
+def comparison_markdown(name: str, summary: list[dict], device: str, base: Recipe, num_test: int) -> str:
     lines = [
         f"# {name}: {len(summary[0]['seeds'])} seed(s), {base.student.model} on {base.student.modality!r}, "
         f"teacher {base.teacher.model} on {base.teacher.modality!r}",
         "",
-        f"Test accuracy of each row on {base.data.kind} ({base.data.num_test} test samples); "
+        f"Test accuracy of each row on {base.data.kind} ({num_test} test samples); "
         f"mean ± std over seeds; gain is paired with the scratch student of the same seed. Device {device}.",
         "",
         "| row | losses | test acc (mean ± std) | per seed | gain over scratch | train s |",
@@ -270,7 +270,7 @@ def run_comparison(
     control_teachers = sorted({f"teacher_{v.teacher.modality}" for v in variants.values()
                                if v.teacher.modality != base.teacher.modality})
     rows = ["scratch", *variants, "teacher", *control_teachers]
-    device = "cpu"
+    device, num_test = "cpu", None
     started = time.perf_counter()
     for seed in comparison.seeds:
         todo = [r for r in rows if (seed, r) not in done]
@@ -284,7 +284,7 @@ def run_comparison(
                           name=f"{comparison.name}-seed{seed}", mode=base.logging.wandb)
         try:
             run = Run(recipe, seed_dir, tracker, progress)
-            device = str(run.device)
+            device, num_test = str(run.device), len(run.test_set)
             teacher, teacher_info = run.teacher(step=f"[seed {seed}] ")
             run.attach_probe(teacher)
             new_cells = []
@@ -332,7 +332,11 @@ def run_comparison(
         "cells": cells,
     }
     (run_dir / "comparison.json").write_text(json.dumps(results, indent=2))
-    table = comparison_markdown(comparison.name, summary, device, base)
+    if num_test is None:  # nothing trained in this call (a finished folder resumed): count the test split
+        from .data import build_datasets
+
+        num_test = len(build_datasets(base.data)[1])
+    table = comparison_markdown(comparison.name, summary, device, base, num_test)
     for g in gains:
         table += (f"\n{g['row']} − {g['control']} (paired over {g['seeds']} seeds): "
                   f"{100 * g['mean']:+.1f} ± {100 * g['std']:.1f} points — what the privileged modality adds "

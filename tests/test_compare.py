@@ -133,3 +133,26 @@ def test_resume_refuses_other_overrides_than_the_folder_was_trained_with(compari
     assert main(["compare", str(root / "cmp.yaml"), "data.num_test=64", "--resume", str(run_dir), "--quiet"]) == 2
     assert "trained with overrides none, resumed with ['data.num_test=64']" in capsys.readouterr().err
     assert (run_dir / "cells.jsonl").read_text() == before
+
+
+def test_a_base_without_a_top_level_test_count_gets_its_table_and_resumes_to_it(tmp_path):
+    base = {
+        "name": "tiny_res",
+        "data": {"kind": "resolution_pairs", "image_size": 32, "factor": 2,
+                 "source": {"kind": "synthetic_shapes", "num_train": 64, "num_test": 48}},
+        "teacher": {"model": "resnet10t", "modality": "rgb_hires"},
+        "student": {"model": "resnet10t", "modality": "rgb"},
+        "distill": {"losses": [{"name": "kd", "weight": 1.0}], "same_modality_control": False},
+        "schedule": {"epochs": 1, "batch_size": 32, "lr": 0.002},
+        "logging": {"probe_size": 0},
+    }
+    (tmp_path / "base.yaml").write_text(yaml.safe_dump(base))
+    (tmp_path / "cmp.yaml").write_text(yaml.safe_dump(
+        {"name": "tiny_res_cmp", "base": "base.yaml", "seeds": [0], "variants": {"kd": [{"name": "kd", "weight": 1.0}]}}))
+    assert main(["compare", str(tmp_path / "cmp.yaml"), "--runs-dir", str(tmp_path / "runs"), "--quiet"]) == 0
+    (run_dir,) = (tmp_path / "runs" / "tiny_res_cmp").iterdir()
+    table = (run_dir / "comparison.md").read_text()
+    assert "on resolution_pairs (48 test samples)" in table
+    (run_dir / "comparison.md").unlink()  # as if the last call died while writing its table
+    assert main(["compare", str(tmp_path / "cmp.yaml"), "--resume", str(run_dir), "--quiet"]) == 0
+    assert (run_dir / "comparison.md").read_text() == table  # nothing retrained, the same table
