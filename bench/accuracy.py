@@ -52,6 +52,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--collect", nargs="+", type=Path, default=None, help="finished comparison folders")
     parser.add_argument("--seeds", type=int, nargs="+", default=None, help="override the files' seeds")
+    parser.add_argument("--note", default=None, help="a line for the results file, e.g. how collected folders were checked")
     args = parser.parse_args()
     import torch
 
@@ -72,7 +73,8 @@ def main() -> int:
                        "wall_seconds": wall, "train_seconds": sum(c["seconds"] for c in data["cells"]),
                        "rows": data["rows"], "table": (folder / "comparison.md").read_text(),
                        "reading": reading(data["rows"])})
-    command = " ".join(["python bench/accuracy.py", *sys.argv[1:]])
+    shown = [a for i, a in enumerate(sys.argv[1:]) if a != "--note" and (i == 0 or sys.argv[i] != "--note")]
+    command = " ".join(["python bench/accuracy.py", *shown]) + (" --note …" if args.note else "")
     results = {"command": command, **describe_machine(torch), "tables": tables}
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "accuracy.json").write_text(json.dumps(results, indent=2))
@@ -86,6 +88,8 @@ def main() -> int:
                   f"Folder `{t['folder']}` (`pldistill compare {_relative(t['file'])}`); "
                   f"{t['train_seconds'] / 60:.0f} min of training over all cells, {wall}.", "",
                   t["reading"], ""]
+    if args.note:
+        lines += [args.note, ""]
     (RESULTS / "accuracy.md").write_text("\n".join(lines))
     print((RESULTS / "accuracy.md").read_text())
     return 0
