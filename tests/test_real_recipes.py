@@ -81,3 +81,19 @@ def test_a_recipe_loads_on_the_real_layouts(name, real_roots, tmp_path):
 
 def test_shared_folder_is_where_the_tests_look():
     assert SHARED.name == "data" and SHARED.parent.name == "shared"
+
+
+@pytest.mark.skipif(not all(shared(a).exists() for r in REAL.values() for a in r.values()),
+                    reason=skip_reason("{cifar10-jpeg,dtd10-images,mnist-png,fsdd-recordings}.tar.gz"))
+def test_real_data_comparisons_validate_with_their_data_path_as_an_override(real_roots):
+    from pldistill.compare import load_comparison
+
+    files = [p for p in sorted((RECIPES / "compare").glob("*.yaml"))
+             if yaml.safe_load(p.read_text())["base"].removeprefix("../").removesuffix(".yaml") in REAL]
+    assert len(files) >= len(REAL)
+    for path in files:
+        name = yaml.safe_load(path.read_text())["base"].removeprefix("../").removesuffix(".yaml")
+        overrides = [f"data.{'.'.join(key)}.root={real_roots[archive]}" for key, archive in REAL[name].items()]
+        comparison, base, variants = load_comparison(path, overrides)
+        assert {"sp", "sp-g300"} & set(variants) and all(v.data == base.data for v in variants.values())
+        assert comparison.overrides == overrides
