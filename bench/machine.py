@@ -25,3 +25,12 @@ def describe_machine(torch) -> dict:
         machine += f"; GPU {torch.cuda.get_device_name(0)}"
     return {"machine": machine, "torch": torch.__version__,
             "date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "load_average": os.getloadavg()}
+
+
+def provenance(command: str, meta: dict) -> list[str]:
+    """The two lines every results file starts with: how to reproduce it, and where it ran."""
+    return [
+        f"Command: `{command}`  ",
+        f"Machine: {meta['machine']}; torch {meta['torch']}; {meta['date']}; "
+        f"load average before: {meta['load_average'][0]:.2f} (shared machine).",
+    ]

@@ -64,7 +64,7 @@ from pldistill.train import DistillTerm, distill_step, fit
 
 sys.path.insert(0, str(Path(__file__).parent))
 from loss_cost import _sync  # noqa: E402
-from machine import describe_machine  # noqa: E402
+from machine import describe_machine, provenance  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results"
 METHODS = ["fit", "step", "bare"]
@@ -344,9 +344,7 @@ def main() -> int:
     if args.quick:
         lines += ["**Quick mode: tiny sizes, a smoke test of the script, not a measurement.**", ""]
     lines += [
-        f"Command: `{command}`  ",
-        f"Machine: {meta['machine']}; torch {meta['torch']}; {meta['date']}; "
-        f"load average before: {meta['load_average'][0]:.2f} (shared machine).",
+        *provenance(command, meta),
         "",
         f"Distilled-student stage at flagship sizes: {args.samples} random in-memory samples, batch {args.batch} "
         f"({steps} steps/epoch), {SIZE} px, {STUDENT} on RGB, {TEACHER} on depth (random weights, frozen), "

@@ -45,7 +45,7 @@ from pldistill.train import DistillTerm, fit
 
 sys.path.insert(0, str(Path(__file__).parent))
 from loss_cost import _timed  # noqa: E402
-from machine import describe_machine  # noqa: E402
+from machine import describe_machine, provenance  # noqa: E402
 from overhead import (  # noqa: E402
     GAMMA, LR, SIZE, STUDENT, TEACHER, WEIGHT_DECAY, loaders, make_data, make_models,
 )
@@ -294,9 +294,7 @@ def main() -> int:
     if q:
         lines += ["**Quick mode: tiny sizes, a smoke test of the script, not a measurement.**", ""]
     lines += [
-        f"Command: `{command}`  ",
-        f"Machine: {meta['machine']}; torch {meta['torch']}; {meta['date']}; "
-        f"load average before: {meta['load_average'][0]:.2f} (shared machine).",
+        *provenance(command, meta),
         "",
         f"Flagship models: {SIZE} px, {STUDENT} on RGB, {TEACHER} on depth (random weights, frozen), SP γ={GAMMA:g} "
         f"on the last stage pair, AdamW lr {LR} wd {WEIGHT_DECAY}, channels_last; random in-memory data through "

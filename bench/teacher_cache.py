@@ -29,7 +29,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from machine import describe_machine  # noqa: E402
+from machine import describe_machine, provenance  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results"
 RECIPE = Path(__file__).parents[1] / "recipes" / "depth_to_rgb.yaml"
@@ -94,6 +94,7 @@ def main() -> int:
     args = parser.parse_args()
     import torch
 
+    machine = describe_machine(torch)  # before the run: its load average is the machine's, not ours
     with tempfile.TemporaryDirectory(prefix="cache-bench-") as tmp:
         fast = speed(args.seeds[0], args.rounds, Path(tmp) / "speed")
         print(f"speed: cached/live = {fast['speedup']:.2f}x, cache built in {fast['cache_build_seconds']:.1f} s",
@@ -104,7 +105,7 @@ def main() -> int:
             print(f"seed {seed}: " + ", ".join(f"{k} {v['test_acc'] if isinstance(v, dict) else v:.3f}"
                                                for k, v in acc[seed].items()), flush=True)
     command = " ".join(["python bench/teacher_cache.py", *sys.argv[1:]])
-    results = {"command": command, **describe_machine(torch), "speed": fast, "accuracy": acc}
+    results = {"command": command, **machine, "speed": fast, "accuracy": acc}
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "teacher_cache.json").write_text(json.dumps(results, indent=2))
     (RESULTS / "teacher_cache.md").write_text(markdown(results))
@@ -124,8 +125,7 @@ def markdown(r: dict) -> str:
     lines = [
         "# Teacher-output cache: live teacher vs `distill.teacher_cache: true`",
         "",
-        f"Command: `{r['command']}`  ",
-        f"Machine: {r['machine']}; torch {r['torch']}; {r['date']}; load average before: {r['load_average'][0]:.2f}.",
+        *provenance(r["command"], r),
         "",
         "Flagship recipe (depth_to_rgb: 4000 × 48 px, resnet10t depth teacher, mobilenetv3_small_100 RGB student, "
         "SP γ=3000 last stage, batch 64, 16 epochs); the same teacher for every row.",

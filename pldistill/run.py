@@ -141,14 +141,14 @@ class Run:
         path = cache_path(self.run_dir / "teacher_cache", teacher, digest)
 
         def open_or_build() -> TeacherCache:
-            cache = open_teacher_cache(path, teacher, len(self.train_set))
+            cache = open_teacher_cache(path, teacher, len(self.train_set), digest)
             if cache is not None:
                 return cache
             view = self.train_view([self.recipe.teacher.modality], seed, with_index=True)
             loader = DataLoader(view, batch_size=256, shuffle=False, num_workers=s.num_workers)
             started = time.perf_counter()
             cache = build_teacher_cache(teacher, loader, path, self.device, s.channels_last,
-                                        lambda: autocast(self.device, s.precision), self.progress)
+                                        lambda: autocast(self.device, s.precision), self.progress, digest)
             if self.progress:
                 print(f"  teacher cache: {len(view)} samples in {time.perf_counter() - started:.1f} s → {path}")
             return cache

@@ -88,9 +88,10 @@ def build_teacher_cache(
     channels_last: bool = True,
     autocast=contextlib.nullcontext,
     progress: bool = True,
+    digest: str | None = None,
 ) -> TeacherCache:
     """Run ``teacher`` (eval mode) over ``loader`` (unshuffled, yielding ``index``) and write the file."""
-    digest = weights_digest(teacher.model)
+    digest = digest or weights_digest(teacher.model)
     stages = sorted(set(teacher.stages))
     n = len(loader.dataset)
     modality = loader.dataset.names[0]
@@ -123,7 +124,7 @@ def build_teacher_cache(
     return TeacherCache(path, teacher.stages)
 
 
-def open_teacher_cache(path: Path, teacher: TappedModel, num_samples: int) -> TeacherCache | None:
+def open_teacher_cache(path: Path, teacher: TappedModel, num_samples: int, digest: str | None = None) -> TeacherCache | None:
     """A finished cache of this teacher's weights over these samples, or None (then build one)."""
     if not path.exists():
         return None
@@ -131,6 +132,6 @@ def open_teacher_cache(path: Path, teacher: TappedModel, num_samples: int) -> Te
         cache = TeacherCache(path, teacher.stages)
     except (OSError, KeyError):  # unreadable: rebuilt
         return None
-    if cache.digest != weights_digest(teacher.model) or len(cache) != num_samples:
+    if cache.digest != (digest or weights_digest(teacher.model)) or len(cache) != num_samples:
         return None
     return cache

@@ -44,6 +44,7 @@ from typing import Sequence
 
 import numpy as np
 
+from ..atomic import atomic_path
 from .image_classes import interleave, sort_classes
 from .protocol import Modality, only_modality, PairedDataset
 
@@ -181,10 +182,8 @@ class SpokenDigits(PairedDataset):
         for i, name in enumerate(self.files):
             wave, rate = read_wav(self.folder / name)
             out[i] = log_mel(wave, rate, **params)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp{os.getpid()}.npy")
-        np.save(tmp, out)
-        os.replace(tmp, path)  # atomic: a crash never leaves a half-written cache
+        with atomic_path(path) as tmp, open(tmp, "wb") as f:  # a crash never leaves a half-written cache
+            np.save(f, out)
         return out
 
     def __len__(self) -> int:
