@@ -20,6 +20,7 @@ SECTIONS = [
     ("torchdistill_side_by_side", "pldistill beside torchdistill: same models, data and SP (goal ≥ 1.3× at equal accuracy)"),
     ("teacher_cache", "Teacher-output cache: student-stage speed-up and accuracy difference"),
     ("accuracy", "Accuracy: the flagship and hires_to_lowres, every loss, 3 seeds"),
+    ("sp_class_pairing", "SP under class pairing: the part of the teacher's similarities no student can learn"),
     ("scaling", "Scaling: time per epoch against samples and batch size (where SP's b × b starts to matter)"),
     ("loss_cost", "Cost of each loss against the student's step"),
     ("alignment_cost", "Cost of the alignment metrics"),

@@ -109,6 +109,10 @@ def measure(folder: Path, batches: int, redraws: int) -> list[dict]:
     return rows
 
 
+def learned_share(row: dict) -> float:
+    return (row["weighted_target"] - row["final_sp_term"]) / (row["weighted_target"] - row["weighted_floor"])
+
+
 def markdown(rows: list[dict], command: str, machine: dict) -> str:
     import numpy as np
 
@@ -117,9 +121,13 @@ def markdown(rows: list[dict], command: str, machine: dict) -> str:
              "batches of the recipe's size, every partner is redrawn within its class; *floor* is SP's loss of the "
              "best possible student, E‖G̃ − E[G̃ | classes]‖²/b², and *target* all the structure of the teacher's "
              "matrix, E‖G̃ − flat‖²/b² (both × γ, as the loss adds them). The last two columns are the SP "
-             "student's own terms in its final epoch.", "",
+             "student's own terms in its final epoch; *learned* is how much of the learnable part it took, "
+             "(target − final SP term) / (target − floor): 0 is no better than a flat matrix, above 1 means it "
+             "memorised some of the fixed training draws.", "",
              "| comparison | teacher → student | γ | γ·floor | γ·target | floor / target | within-class share "
-             "(off-diagonal) | final SP term | final CE term |", "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+             "(off-diagonal) | final SP term | learned | final CE term |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    readings = []
     for name in dict.fromkeys(r["comparison"] for r in rows):
         mine = [r for r in rows if r["comparison"] == name]
 
@@ -128,11 +136,14 @@ def markdown(rows: list[dict], command: str, machine: dict) -> str:
             return f"{values.mean():.{digits}f} ± {values.std():.{digits}f}"
 
         ratio = np.array([r["floor"] / r["target"] for r in mine])
+        learned = np.array([learned_share(r) for r in mine])
+        readings.append(f"{name}: the class pairing leaves {100 * ratio.mean():.0f}% of the teacher's matrix "
+                        f"unlearnable, and the SP student took {100 * learned.mean():.0f}% of the learnable rest.")
         lines.append(f"| {name} (seeds {', '.join(str(r['seed']) for r in mine)}) | {mine[0]['teacher']} → "
                      f"{mine[0]['student']} | {mine[0]['gamma']:g} | {stat('weighted_floor')} | "
                      f"{stat('weighted_target')} | {ratio.mean():.2f} ± {ratio.std():.2f} | {stat('within_share')} | "
-                     f"{stat('final_sp_term')} | {stat('final_ce_term')} |")
-    lines += ["", "Folders: " + ", ".join(f"`{f}`" for f in dict.fromkeys(r["folder"] for r in rows)), ""]
+                     f"{stat('final_sp_term')} | {learned.mean():.2f} ± {learned.std():.2f} | {stat('final_ce_term')} |")
+    lines += ["", " ".join(readings), "", "Folders: " + ", ".join(f"`{f}`" for f in dict.fromkeys(r["folder"] for r in rows)), ""]
     return "\n".join(lines)
 
 
@@ -142,7 +153,12 @@ def main() -> int:
                         "(default: the newest of runs/speech_to_digits_losses and runs/digits_to_speech_losses)")
     parser.add_argument("--batches", type=int, default=50, help="random batches of classes per seed")
     parser.add_argument("--redraws", type=int, default=32, help="partner redraws per batch")
+    parser.add_argument("--render-only", action="store_true", help="rewrite the .md from the saved .json")
     args = parser.parse_args()
+    if args.render_only:
+        saved = json.loads((RESULTS / "sp_class_pairing.json").read_text())
+        (RESULTS / "sp_class_pairing.md").write_text(markdown(saved["rows"], saved["command"], saved["machine"]))
+        return 0
     folders = args.folders or [f for f in (newest(ROOT / d) for d in DEFAULT) if f is not None]
     if not folders:
         print(f"no finished comparison in {' or '.join(DEFAULT)}: run the speech comparisons first (RESULTS.md); "
@@ -153,8 +169,9 @@ def main() -> int:
     machine = describe_machine(torch)  # before the run: its load average is the machine's, not ours
     rows = [r for folder in folders for r in measure(folder, args.batches, args.redraws)]
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "sp_class_pairing.json").write_text(json.dumps(rows, indent=1))
     command = "python bench/sp_class_pairing.py " + " ".join(relative(f) for f in folders)
+    (RESULTS / "sp_class_pairing.json").write_text(json.dumps({"command": command, "machine": machine, "rows": rows},
+                                                              indent=1))
     (RESULTS / "sp_class_pairing.md").write_text(markdown(rows, command, machine))
     print(f"wrote {RESULTS / 'sp_class_pairing.md'}")
     return 0
