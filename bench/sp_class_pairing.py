@@ -41,16 +41,15 @@ def newest(parent: Path) -> Path | None:
     return done[-1] if done else None
 
 
-def teacher_features(recipe, checkpoint: Path):
-    """The teacher's last-stage activations and labels on the training set, without augmentation."""
+def teacher_features(recipe, train, checkpoint: Path):
+    """The teacher's last-stage activations and labels on ``train``, without augmentation."""
     import torch
     from torch.utils.data import DataLoader
 
     from pldistill.checkpoint import load_checkpoint
-    from pldistill.data import JointTransform, ModalityView, build_datasets
+    from pldistill.data import JointTransform, ModalityView
     from pldistill.models import TappedModel, build_model
 
-    train, _ = build_datasets(recipe.data)
     spec, data = recipe.teacher, recipe.data
     model = build_model(spec.model, data.channels(spec.modality), len(train.classes), None,
                         data.input_size(spec.modality))
@@ -84,16 +83,18 @@ def measure(folder: Path, batches: int, redraws: int) -> list[dict]:
 
     from pldistill.class_pairing import sp_class_pairing_floor
     from pldistill.compare import load_comparison
+    from pldistill.data import build_datasets
 
     info = json.loads((folder / "comparison.json").read_text())
     recorded = yaml.safe_load((folder / "comparison.yaml").read_text())
     comparison, base, variants = load_comparison(ROOT / info["file"], recorded.get("overrides") or [])
     gamma = next(loss.weight for loss in variants["sp"].distill.losses if loss.name == "sp")
+    train, _ = build_datasets(base.data)  # seeds change the models, not the data: read it once
     rows = []
     for seed in comparison.seeds:
         seed_dir = folder / f"seed{seed}"
         started = time.perf_counter()
-        features, labels = teacher_features(base, seed_dir / "checkpoints" / "teacher.pt")
+        features, labels = teacher_features(base, train, seed_dir / "checkpoints" / "teacher.pt")
         floor = sp_class_pairing_floor(features, labels, base.schedule.batch_size, batches, redraws, seed)
         terms = final_terms(seed_dir, "sp")
         sp_term = next((v for k, v in terms.items() if k.startswith("sp")), float("nan"))
