@@ -101,21 +101,36 @@ def _rows(root):
     return sum(1 for _ in open(files[0])) if files else 0
 
 
+def _shortest_gap_between_rows(proc, root, timeout=300):
+    """Waits for ``proc`` while timing each new metrics row: the kill delay must stay below one epoch."""
+    seen, stamps, deadline = 0, [], time.time() + timeout
+    while proc.poll() is None and time.time() < deadline:
+        rows = _rows(root)
+        if rows > seen:
+            seen, stamps = rows, stamps + [time.time()]
+        time.sleep(0.02)
+    return min(b - a for a, b in zip(stamps, stamps[1:]))
+
+
 def test_run_killed_at_a_random_step_resumes_to_the_same_weights_and_results(tmp_path):
     recipe = tmp_path / "killed.yaml"
     recipe.write_text(yaml.safe_dump(KILL_RECIPE))
     # each cache dir starts empty: both runs train their teacher
     reference = _cli(recipe, tmp_path / "ref", tmp_path / "cache_ref")
+    epoch_gap = _shortest_gap_between_rows(reference, tmp_path / "ref")
     assert reference.wait(timeout=300) == 0, reference.stdout.read()
 
+    # 15 epoch rows, control included: killing after row <= 14 within half the shortest epoch this
+    # machine ran lands mid-run wherever it runs (a fixed delay outlived the last epoch on a fast CI)
     chooser = random.Random()
-    after_rows, delay = chooser.randint(1, 14), chooser.uniform(0.0, 0.4)  # 15 epoch rows, control included
+    after_rows, delay = chooser.randint(1, 14), chooser.uniform(0.0, 0.5 * epoch_gap)
     where = f"killed after metrics row {after_rows} + {delay:.2f} s"
     victim = _cli(recipe, tmp_path / "run", tmp_path / "cache_run")
     deadline = time.time() + 300
     while _rows(tmp_path / "run") < after_rows and victim.poll() is None and time.time() < deadline:
         time.sleep(0.05)
     time.sleep(delay)
+    assert victim.poll() is None, f"the run ended before the kill; {where}"
     victim.send_signal(signal.SIGKILL)
     victim.wait(timeout=60)
     (run_dir,) = (tmp_path / "run" / "killed").iterdir()
