@@ -103,6 +103,11 @@ def alignment_figure(histories: dict[str, list[dict]], path: Path) -> Path:
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel("epoch")
         ax.grid(alpha=0.3)
-    axes[0][0].legend(fontsize=7)
+    if keys:
+        axes[0][0].legend(fontsize=7)
+    else:  # say why the panel is empty instead of leaving a blank frame
+        axes[0][0].text(0.5, 0.5, "no alignment metrics were logged\n(logging.probe_size: 0 turns them off)",
+                        ha="center", va="center", fontsize=8, transform=axes[0][0].transAxes)
+        axes[0][0].set_axis_off()
     fig.suptitle("student ↔ teacher alignment on the probe set", fontsize=9)
     return _save(fig, path)
