@@ -1,7 +1,7 @@
 """Everything a training loop needs to continue exactly where it stopped.
 
 Saved atomically at the end of every ``checkpoint_every`` epochs: weights,
-learned loss parts, optimiser, scheduler, the RNG streams that decide what
+learned loss parts, optimiser, scheduler, the fp16 loss scale, the RNG streams that decide what
 comes next (torch, CUDA, NumPy, Python, the data loader's shuffling generator
 and the augmentation pipeline's generators) and the history so far. Restoring
 all of them makes a resumed run produce the same weights as one that never
@@ -59,13 +59,16 @@ def set_rng_state(state: dict, loader: DataLoader, restore_augment: bool = True)
 
 
 def save_progress(path: Path, *, model: nn.Module, learned: nn.Module, optimizer, scheduler, epoch: int,
-                  step: int, seconds: float, history: list[dict], loader: DataLoader) -> None:
+                  step: int, seconds: float, history: list[dict], loader: DataLoader,
+                  scaler: torch.amp.GradScaler | None = None) -> None:
     save_atomic(
         {
             "model": model.state_dict(),
             "learned": learned.state_dict(),
             "optimizer": optimizer.state_dict(),
             "scheduler": scheduler.state_dict(),
+            # fp16's loss scale has grown or shrunk over the run; restarting it at 65536 would skip steps
+            "scaler": scaler.state_dict() if scaler is not None else {},
             "epoch": epoch,
             "step": step,
             "seconds": seconds,
@@ -77,7 +80,8 @@ def save_progress(path: Path, *, model: nn.Module, learned: nn.Module, optimizer
 
 
 def load_progress(path: Path, *, model: nn.Module, learned: nn.Module, optimizer, scheduler,
-                  loader: DataLoader, restore_augment: bool = True) -> dict:
+                  loader: DataLoader, restore_augment: bool = True,
+                  scaler: torch.amp.GradScaler | None = None) -> dict:
     """Restore a progress checkpoint in place; returns epoch, step, seconds and history.
 
     ``restore_augment=False`` keeps the loader's own augmentation streams: under
@@ -88,5 +92,7 @@ def load_progress(path: Path, *, model: nn.Module, learned: nn.Module, optimizer
     learned.load_state_dict(state["learned"])
     optimizer.load_state_dict(state["optimizer"])
     scheduler.load_state_dict(state["scheduler"])
+    if scaler is not None and scaler.is_enabled() and state.get("scaler"):  # older files have none
+        scaler.load_state_dict(state["scaler"])
     set_rng_state(state["rng"], loader, restore_augment)
     return {k: state[k] for k in ("epoch", "step", "seconds", "history")}

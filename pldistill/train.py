@@ -256,7 +256,8 @@ def fit(
     history: list[dict] = []
     start = time.perf_counter()
     step = first_epoch = 0
-    parts = {"model": model.model, "learned": learned, "optimizer": opt, "scheduler": sched, "loader": train_loader}
+    parts = {"model": model.model, "learned": learned, "optimizer": opt, "scheduler": sched, "loader": train_loader,
+             "scaler": scaler}
     if progress_file is not None and distributed.on_main(progress_file.exists):
         if not progress_file.exists():
             raise distributed.DistributedError(

@@ -198,3 +198,33 @@ def test_divergence_stops_naming_the_term_and_step_and_keeps_the_last_good_epoch
     kept = torch.load(progress, weights_only=True)
     assert kept["epoch"] == 1
     assert all(torch.isfinite(v).all() for v in kept["model"].values() if v.is_floating_point())
+
+
+def test_progress_keeps_the_fp16_loss_scale_it_had_learned(tmp_path):
+    from pldistill.resume import load_progress, save_progress
+
+    def parts():
+        model = torch.nn.Linear(2, 1)
+        opt = torch.optim.SGD(model.parameters(), lr=0.1)
+        loader = DataLoader(list(range(4)), batch_size=2, generator=torch.Generator().manual_seed(0))
+        return {"model": model, "learned": torch.nn.ModuleList(), "optimizer": opt, "loader": loader,
+                "scheduler": torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0),
+                "scaler": torch.amp.GradScaler("cpu", init_scale=2.0 ** 16)}
+
+    before = parts()
+    for _ in range(3):  # three overflowing steps: each is skipped and halves the scale
+        loss = before["model"](torch.tensor([[float("inf"), 1.0]])).sum()
+        before["scaler"].scale(loss).backward()
+        before["scaler"].step(before["optimizer"])
+        before["scaler"].update()
+    assert before["scaler"].get_scale() == 2.0 ** 13
+    save_progress(tmp_path / "p.pt", **before, epoch=1, step=3, seconds=0.0, history=[])
+    after = parts()
+    load_progress(tmp_path / "p.pt", **after)
+    assert after["scaler"].get_scale() == 2.0 ** 13 and after["scaler"].state_dict() == before["scaler"].state_dict()
+    legacy = torch.load(tmp_path / "p.pt", weights_only=True)
+    legacy.pop("scaler")  # a file written before the scale was kept still resumes, at the initial scale
+    torch.save(legacy, tmp_path / "old.pt")
+    old = parts()
+    load_progress(tmp_path / "old.pt", **old)
+    assert old["scaler"].get_scale() == 2.0 ** 16
