@@ -88,6 +88,7 @@ bench: $(BENCH_STAMP)
 	$(PY) bench/packed_loader.py
 	$(PY) bench/accuracy.py
 	$(PY) bench/sp_class_pairing.py
+	$(PY) bench/teacher_generalisation.py
 	$(PY) bench/collect.py
 
 test: $(STAMP)

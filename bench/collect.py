@@ -21,6 +21,7 @@ SECTIONS = [
     ("teacher_cache", "Teacher-output cache: student-stage speed-up and accuracy difference"),
     ("accuracy", "Accuracy: the flagship and hires_to_lowres, every loss, 3 seeds"),
     ("sp_class_pairing", "SP under class pairing: the part of the teacher's similarities no student can learn"),
+    ("teacher_generalisation", "Real-data teachers: what their soft targets say beyond the label, train against test"),
     ("scaling", "Scaling: time per epoch against samples and batch size (where SP's b × b starts to matter)"),
     ("loss_cost", "Cost of each loss against the student's step"),
     ("alignment_cost", "Cost of the alignment metrics"),

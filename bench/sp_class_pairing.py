@@ -41,8 +41,9 @@ def newest(parent: Path) -> Path | None:
     return done[-1] if done else None
 
 
-def teacher_features(recipe, train, checkpoint: Path):
-    """The teacher's last-stage activations and labels on ``train``, without augmentation."""
+def teacher_outputs(recipe, dataset, checkpoint: Path):
+    """A run's teacher on ``dataset`` as the run evaluates it (its own inputs, resize only, no augmentation):
+    logits, last-stage activations (flattened) and labels."""
     import torch
     from torch.utils.data import DataLoader
 
@@ -51,20 +52,27 @@ def teacher_features(recipe, train, checkpoint: Path):
     from pldistill.models import TappedModel, build_model
 
     spec, data = recipe.teacher, recipe.data
-    model = build_model(spec.model, data.channels(spec.modality), len(train.classes), None,
+    model = build_model(spec.model, data.channels(spec.modality), len(dataset.classes), None,
                         data.input_size(spec.modality))
     model.load_state_dict(load_checkpoint(checkpoint)["state_dict"])
     tapped = TappedModel(model, [-1]).eval()
-    transform = (JointTransform({m: train.modalities[m] for m in train.inputs_of([spec.modality])}, hflip=False,
+    transform = (JointTransform({m: dataset.modalities[m] for m in dataset.inputs_of([spec.modality])}, hflip=False,
                                 size=data.image_size) if data.needs_resize else None)
-    view = ModalityView(train, [spec.modality], transform, data.depth_encoding)
-    features, labels = [], []
+    view = ModalityView(dataset, [spec.modality], transform, data.depth_encoding)
+    logits, features, labels = [], [], []
     with torch.inference_mode():
         for batch in DataLoader(view, batch_size=256):
-            _, (f,) = tapped(batch[spec.modality])
+            out, (f,) = tapped(batch[spec.modality])
+            logits.append(out)
             features.append(f.flatten(1))
             labels.append(batch["label"])
-    return torch.cat(features), torch.cat(labels)
+    return torch.cat(logits), torch.cat(features), torch.cat(labels)
+
+
+def teacher_features(recipe, train, checkpoint: Path):
+    """The teacher's last-stage activations and labels on ``train``, without augmentation."""
+    _, features, labels = teacher_outputs(recipe, train, checkpoint)
+    return features, labels
 
 
 def final_terms(seed_dir: Path, row: str) -> dict:
