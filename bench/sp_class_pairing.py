@@ -69,12 +69,6 @@ def teacher_outputs(recipe, dataset, checkpoint: Path):
     return torch.cat(logits), torch.cat(features), torch.cat(labels)
 
 
-def teacher_features(recipe, train, checkpoint: Path):
-    """The teacher's last-stage activations and labels on ``train``, without augmentation."""
-    _, features, labels = teacher_outputs(recipe, train, checkpoint)
-    return features, labels
-
-
 def final_terms(seed_dir: Path, row: str) -> dict:
     """The last logged training terms of a student row (weighted, as the loss adds them)."""
     last: dict = {}
@@ -102,7 +96,7 @@ def measure(folder: Path, batches: int, redraws: int) -> list[dict]:
     for seed in comparison.seeds:
         seed_dir = folder / f"seed{seed}"
         started = time.perf_counter()
-        features, labels = teacher_features(base, train, seed_dir / "checkpoints" / "teacher.pt")
+        _, features, labels = teacher_outputs(base, train, seed_dir / "checkpoints" / "teacher.pt")
         floor = sp_class_pairing_floor(features, labels, base.schedule.batch_size, batches, redraws, seed)
         terms = final_terms(seed_dir, "sp")
         sp_term = next((v for k, v in terms.items() if k.startswith("sp")), float("nan"))

@@ -33,12 +33,6 @@ DEFAULT = ["runs/speech_to_digits_losses", "runs/digits_to_speech_losses", "runs
 TEMPERATURE = 4.0  # the recipes' KD temperature
 
 
-def teacher_logits(recipe, dataset, checkpoint: Path):
-    """The teacher's logits and the labels on ``dataset``, evaluated as the run evaluates (resize only)."""
-    logits, _, labels = teacher_outputs(recipe, dataset, checkpoint)
-    return logits, labels
-
-
 def measure(folder: Path) -> list[dict]:
     import yaml
 
@@ -55,8 +49,10 @@ def measure(folder: Path) -> list[dict]:
     for seed in comparison.seeds:
         started = time.perf_counter()
         checkpoint = folder / f"seed{seed}" / "checkpoints" / "teacher.pt"
-        splits = {name: signal_summary(*teacher_logits(base, ds, checkpoint), TEMPERATURE)
-                  for name, ds in (("train", train), ("test", test))}
+        splits = {}
+        for name, dataset in (("train", train), ("test", test)):
+            logits, _, labels = teacher_outputs(base, dataset, checkpoint)
+            splits[name] = signal_summary(logits, labels, TEMPERATURE)
         scratch = accuracy[("scratch", seed)]
         rows.append({"comparison": info["comparison"], "folder": relative(folder), "seed": seed,
                      "teacher": f"{base.teacher.model} on {base.teacher.modality}", "train_size": len(train),
