@@ -17,7 +17,6 @@ both on the restricted modality alone, and write the run folder:
 from __future__ import annotations
 
 import contextlib
-import functools
 import json
 import os
 import platform
@@ -35,7 +34,7 @@ from .checkpoint import CheckpointError, load_checkpoint, save_atomic
 from .data import JointTransform, ModalityView, build_datasets
 from .data.splits import write_split_record
 from .data.synthetic_shapes import default_cache_dir
-from .losses import LOSSES, PARAMETRIC_LOSSES, across_ranks, on_pooled
+from .losses.terms import DistillTerm, build_terms
 from .probe import AlignmentProbe
 from .models import TappedModel, build_model, classifier_outputs, count_parameters, read_state_dict
 from .recipe import Recipe, RecipeError
@@ -44,7 +43,7 @@ from .html_report import build_report
 from .report import results_markdown
 from .tracking import NullTracker, Tracker
 from .teacher_cache import TeacherCache, build_teacher_cache, cache_path, open_teacher_cache, weights_digest
-from .train import DistillTerm, FitResult, autocast, check_precision, evaluate, fit, pick_device, seed_everything
+from .train import FitResult, autocast, check_precision, evaluate, fit, pick_device, seed_everything
 
 RESULTS_SCHEMA_VERSION = 1
 
@@ -325,15 +324,13 @@ class Run:
             info["note"] = f"predicts {outputs} classes, not this dataset's {self.num_classes}: no test accuracy"
         return model, info
 
-    def _parametric(self, name: str, teacher: TappedModel, pair) -> torch.nn.Module:
-        """A loss with learned parts (FitNets regressor), sized from timm's feature_info."""
+    def _student_channels(self, stage: int) -> int:
+        """Channels of a student stage, from timm's feature_info on the meta device (no memory, no weights)."""
         spec = self.recipe.student
-        with torch.device("meta"):  # only the stage layout is needed
+        with torch.device("meta"):
             probe = build_model(spec.model, self.recipe.data.channels(spec.modality), self.num_classes,
                                 image_size=self.recipe.data.input_size(spec.modality))
-        s_ch = probe.feature_info[pair.student]["num_chs"]
-        t_ch = teacher.model.feature_info[pair.teacher]["num_chs"]
-        return PARAMETRIC_LOSSES[name](s_ch, t_ch)
+        return probe.feature_info[stage]["num_chs"]
 
     def student(self, kind: str, teacher: TappedModel | None = None, losses=None, step: str = "") -> dict:
         """Train a student from the shared initial weights: CE only when ``teacher`` is None.
@@ -345,22 +342,10 @@ class Run:
         terms: list[DistillTerm] = []
         student_stages: list[int] = []
         if teacher is not None:
-            teacher = TappedModel(teacher.model, [p.teacher for loss in losses for p in loss.pairs])
-            tap = 0
-            for loss in losses:
-                if loss.name == "kd":
-                    fn = functools.partial(LOSSES["kd"], temperature=loss.temperature)
-                    terms.append(DistillTerm("kd", fn, loss.weight, -1, -1, on_logits=True))
-                for pair in loss.pairs:
-                    key = f"{loss.name}/t{pair.teacher}-s{pair.student}"
-                    fn = LOSSES.get(loss.name) or self._parametric(loss.name, teacher, pair)
-                    if loss.scope == "global":  # pooled first (below), then gathered: less to send
-                        fn, key = across_ranks(fn), key + "/global"
-                    if loss.pool:
-                        fn, key = on_pooled(fn), key + "/pooled"
-                    terms.append(DistillTerm(key, fn, loss.weight, tap, tap))
-                    student_stages.append(pair.student)
-                    tap += 1
+            built = build_terms(losses, lambda stage: teacher.model.feature_info[stage]["num_chs"],
+                                self._student_channels)
+            terms, student_stages = built.terms, built.student_stages
+            teacher = TappedModel(teacher.model, built.teacher_stages)
         done = self._finished(f"student_{kind}")
         if done is not None:
             print(f"{step}{kind} student: already trained in this run folder")

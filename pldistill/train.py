@@ -36,21 +36,10 @@ from tqdm.auto import tqdm
 from . import distributed
 from .models import TappedModel
 from .resume import load_progress, save_progress
+from .losses.terms import DistillTerm
 from .teacher_cache import TeacherCache
 
 Log = Callable[[dict, int], None]
-
-
-@dataclass(frozen=True)
-class DistillTerm:
-    """One weighted loss on one layer pair; indices point into the tapped feature lists."""
-
-    key: str
-    fn: Callable[[Tensor, Tensor], Tensor]
-    weight: float
-    teacher_tap: int
-    student_tap: int
-    on_logits: bool = False  # compare logits (KD) instead of tapped features
 
 
 @dataclass

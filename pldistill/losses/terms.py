@@ -1,0 +1,66 @@
+"""Distillation terms: a recipe's loss entries turned into weighted functions on tapped features.
+
+The trainer sees only ``DistillTerm``s; which loss, which layer pair, pooled
+or over the global batch is decided here once, from the loss registry.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+from torch import Tensor
+
+from . import LOSSES, PARAMETRIC_LOSSES, across_ranks, on_pooled
+
+
+@dataclass(frozen=True)
+class DistillTerm:
+    """One weighted loss on one layer pair; indices point into the tapped feature lists."""
+
+    key: str
+    fn: Callable[[Tensor, Tensor], Tensor]
+    weight: float
+    teacher_tap: int
+    student_tap: int
+    on_logits: bool = False  # compare logits (KD) instead of tapped features
+
+
+@dataclass(frozen=True)
+class Terms:
+    """The terms, and the teacher and student stages they tap (in tap order)."""
+
+    terms: list[DistillTerm]
+    teacher_stages: list[int]
+    student_stages: list[int]
+
+
+def build_terms(losses: Sequence, teacher_channels: Callable[[int], int],
+                student_channels: Callable[[int], int]) -> Terms:
+    """One term per (loss, layer pair), plus one per logit loss.
+
+    ``*_channels(stage)`` give a stage's channel count, for losses with learned
+    parts (a FitNets regressor is sized student → teacher channels).
+    """
+    terms: list[DistillTerm] = []
+    teacher_stages: list[int] = []
+    student_stages: list[int] = []
+    tap = 0
+    for loss in losses:
+        if loss.name == "kd":
+            fn = functools.partial(LOSSES["kd"], temperature=loss.temperature)
+            terms.append(DistillTerm("kd", fn, loss.weight, -1, -1, on_logits=True))
+        for pair in loss.pairs:
+            key = f"{loss.name}/t{pair.teacher}-s{pair.student}"
+            fn = LOSSES.get(loss.name) or PARAMETRIC_LOSSES[loss.name](student_channels(pair.student),
+                                                                      teacher_channels(pair.teacher))
+            if loss.scope == "global":  # pooled first (below), then gathered: less to send
+                fn, key = across_ranks(fn), key + "/global"
+            if loss.pool:
+                fn, key = on_pooled(fn), key + "/pooled"
+            terms.append(DistillTerm(key, fn, loss.weight, tap, tap))
+            teacher_stages.append(pair.teacher)
+            student_stages.append(pair.student)
+            tap += 1
+    return Terms(terms, teacher_stages, student_stages)
