@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .losses.sp import similarity_matrix
+from .similarity import similarity_matrix
 
 
 def _matrix(x: Tensor) -> Tensor:

@@ -160,7 +160,7 @@ TOP_EXAMPLES = """examples:
   pldistill run recipes/depth_to_rgb.yaml                          teacher, scratch and distilled student
   pldistill run recipes/depth_to_rgb.yaml schedule.epochs=4 distill.losses.sp.weight=1000
                                                                    any recipe key overridden, validated
-  pldistill sweep recipes/depth_to_rgb.yaml --grid distill.loss=sp,kd,rkd --seeds 3
+  pldistill sweep recipes/depth_to_rgb.yaml --grid distill.loss=sp,kd,sp+kd --seeds 3
                                                                    a grid × seeds, one mean ± std table
   pldistill compare recipes/compare/depth_to_rgb_losses.yaml       every loss on one recipe, one table
   pldistill report runs/depth_to_rgb/<stamp>                       (re)draw a run's report.html
@@ -204,7 +204,7 @@ def build_parser() -> argparse.ArgumentParser:
     sweep = sub.add_parser(
         "sweep",
         help="run a recipe over a grid of overrides × seeds (ordinary run folders); one mean ± std table",
-        epilog="examples: pldistill sweep recipes/depth_to_rgb.yaml --grid distill.loss=sp,kd,rkd --seeds 3\n"
+        epilog="examples: pldistill sweep recipes/depth_to_rgb.yaml --grid distill.loss=sp,kd,sp+kd --seeds 3\n"
                "          pldistill sweep recipes/domain_transfer.yaml --seeds 3\n"
                "          pldistill sweep recipes/depth_to_rgb.yaml schedule.epochs=8 "
                "--grid distill.losses.sp.weight=1000,3000 --grid student.model=resnet10t,mobilenetv3_small_100",

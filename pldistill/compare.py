@@ -27,7 +27,7 @@ from typing import Any
 import yaml
 from pydantic import Field, ValidationError, field_validator
 
-from .recipe import (LossSpec, Recipe, RecipeError, Section, _format_error, compose_recipe, parse_recipe,
+from .recipe import (LossEntries, Recipe, RecipeError, Section, _format_error, compose_recipe, parse_recipe,
                      read_yaml)
 from .report import describe_losses
 
@@ -43,7 +43,7 @@ def _is_reference(row: str) -> bool:
 class Variant(Section):
     """A row in long form: its losses, and optionally a teacher on another modality (a control)."""
 
-    losses: list[LossSpec] = Field(min_length=1)
+    losses: list[LossEntries] = Field(min_length=1)
     teacher_modality: str | None = Field(
         None, description="train the teacher (same model and budget) on this modality instead"
     )
@@ -60,7 +60,7 @@ class Comparison(Section):
         default_factory=list,
         description="key=value settings applied to the base recipe before the variants (e.g. a data path)",
     )
-    variants: dict[str, list[LossSpec] | Variant] = Field(min_length=1, description="row name → distill.losses")
+    variants: dict[str, list[LossEntries] | Variant] = Field(min_length=1, description="row name → distill.losses")
 
     @field_validator("variants")
     @classmethod

@@ -20,7 +20,7 @@ from torch.utils.data import DataLoader
 
 from .alignment import centred_gram, cka_from_grams, mutual_knn, prediction_agreement, similarity_correlation
 from .data import ModalityView
-from .losses.sp import similarity_matrix
+from .similarity import similarity_matrix
 from .models import TappedModel, num_stages
 
 

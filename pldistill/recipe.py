@@ -16,7 +16,10 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, Sequence, Union
 
 import yaml
-from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, Field, TypeAdapter, ValidationError, create_model, field_validator, model_validator
+
+from .errors import RecipeError
+from .losses.registry import LossSpec, all_losses, loss_names, loss_spec
 
 from .models import UnknownModelError, check_model_name
 from .recipe_data import (
@@ -33,10 +36,6 @@ from .recipe_data import (
     SUNRGBDData,
     SyntheticShapesData,
 )
-
-
-class RecipeError(ValueError):
-    """A recipe that cannot run; the message names the file and the key."""
 
 
 DataConfig = Annotated[
@@ -86,42 +85,64 @@ class LayerPair(Section):
     student: int
 
 
-LOGIT_LOSSES = {"kd"}
-POOLABLE = {"sp", "rkd", "cc"}  # relational losses defined on embeddings as well as on maps
+class LossEntry(Section):
+    """One distillation loss in a recipe: what every loss shares; each loss adds its own keys (its params)."""
 
-
-class LossSpec(Section):
-    """One distillation loss: feature losses name layer pairs; KD works on logits."""
-
-    name: Literal["sp", "at", "rkd", "cc", "kd", "fitnet"]
+    name: str
     weight: float = Field(gt=0, description="the loss's weight in the total (γ for SP)")
     pairs: list[LayerPair] | Literal["auto"] = Field(
         default_factory=list, description="layer pairs, or 'auto': 3 pairs spread by relative depth"
     )
-    temperature: float = Field(4.0, gt=0, description="KD only: softmax temperature")
     pool: bool = Field(False, description="compare globally average-pooled embeddings (b × c), not whole maps")
     scope: Literal["local", "global"] = Field(
-        "local", description="sp/rkd/cc under torchrun: relate each process's own batch (local, the paper's loss "
-        "at the per-process batch) or the global batch gathered from every process (global)"
+        "local", description="relational losses under torchrun: relate each process's own batch (local, the "
+        "paper's loss at the per-process batch) or the global batch gathered from every process (global)"
     )
 
+    @property
+    def spec(self) -> LossSpec:
+        return loss_spec(self.name)
+
+    def params(self) -> dict[str, Any]:
+        """The loss's own keys and values (e.g. KD's temperature), as its function takes them."""
+        return {k: getattr(self, k) for k in self.spec.params.model_fields}
+
     @model_validator(mode="after")
-    def _pairs_fit_the_loss(self) -> "LossSpec":
-        if self.name in LOGIT_LOSSES and self.pairs:
+    def _pairs_fit_the_loss(self) -> "LossEntry":
+        spec = self.spec
+        on_logits = spec.inputs == "logits"
+        if on_logits and self.pairs:
             raise ValueError(f"{self.name!r} compares logits; remove its 'pairs'")
-        if self.pool and self.name not in POOLABLE:
-            raise ValueError(f"'pool' applies to {sorted(POOLABLE)}; {self.name!r} needs "
-                             + ("logits" if self.name in LOGIT_LOSSES else "spatial maps"))
-        if self.name not in LOGIT_LOSSES and not self.pairs:
+        if self.pool and not spec.poolable:
+            raise ValueError(f"'pool' applies to {loss_names(lambda s: s.poolable)}; {self.name!r} needs "
+                             + ("logits" if on_logits else "spatial maps"))
+        if not on_logits and not self.pairs:
             raise ValueError(f"{self.name!r} needs at least one layer pair, e.g. pairs: [{{teacher: -1, student: -1}}]")
-        if self.scope == "global" and self.name not in POOLABLE:
-            raise ValueError(f"'scope: global' applies to the relational losses {sorted(POOLABLE)}; {self.name!r} is "
-                             "a mean over samples, which gradient averaging across processes already makes global")
+        if self.scope == "global" and not spec.relational:
+            raise ValueError(f"'scope: global' applies to the relational losses {loss_names(lambda s: s.relational)}; "
+                             f"{self.name!r} is a mean over samples, which gradient averaging across processes "
+                             "already makes global")
         return self
 
 
+def _entry_model(spec: LossSpec) -> type[LossEntry]:
+    """``LossEntry`` plus the loss's own keys, tagged by its name (one branch of the recipe's union)."""
+    own = {k: (f.annotation, f) for k, f in spec.params.model_fields.items()}
+    return create_model(f"{spec.display}Entry", __base__=LossEntry, name=(Literal[spec.name], ...), **own)
+
+
+# The recipe's loss entries: one branch per registered loss, chosen by ``name``.
+LossEntries = Annotated[Union[tuple(_entry_model(s) for s in all_losses().values())], Field(discriminator="name")]
+_LOSS_ENTRY = TypeAdapter(LossEntries)
+
+
+def loss_entry(raw: dict) -> LossEntry:
+    """Validate one ``distill.losses`` entry on its own (e.g. ``{name: kd, weight: 1}``)."""
+    return _LOSS_ENTRY.validate_python(raw)
+
+
 class Distill(Section):
-    losses: list[LossSpec] = Field(min_length=1)
+    losses: list[LossEntries] = Field(min_length=1)
     same_modality_control: bool = Field(
         True,
         description="also distil from a teacher of the same model and budget trained on the student's modality; "
@@ -233,7 +254,17 @@ def _suggest(loc: tuple, root: type[BaseModel]) -> str:
 
 def _format_error(path: Path, err: dict, root: type[BaseModel] | None = None, sources=None) -> str:
     """One line: '<where the key was set>: <dotted.key>: <what is wrong>'."""
-    loc = tuple(err["loc"])
+    loc = _without_loss_branch(tuple(err["loc"]))
+    if err["type"] in ("union_tag_invalid", "union_tag_not_found") and "name" in err.get("ctx", {}).get(
+            "discriminator", ""):
+        where = sources.of(loc) if sources else path
+        key = ".".join(str(p) for p in (*loc, "name"))
+        if err["type"] == "union_tag_not_found":
+            return f"{where}: {key}: required key is missing"
+        got = err["ctx"]["tag"]
+        close = difflib.get_close_matches(str(got), list(all_losses()), n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        return f"{where}: {key}: unknown loss {got!r}{hint}; known losses: {sorted(all_losses())}"
     if len(loc) >= 2 and loc[1] in DATA_KINDS and loc[0] == "data":  # pydantic names the union's branch
         loc = ("data",) + loc[2:]
         if err["type"] == "extra_forbidden":
@@ -250,6 +281,14 @@ def _format_error(path: Path, err: dict, root: type[BaseModel] | None = None, so
     got = err.get("input")
     shown = "" if isinstance(got, (dict, list)) else f" (got {got!r})"  # a whole section says nothing new
     return f"{path}: {key}: {msg}{shown}"
+
+
+def _without_loss_branch(loc: tuple) -> tuple:
+    """pydantic puts the chosen loss's name in the path (distill.losses.0.sp.weight): drop it."""
+    for i in range(len(loc) - 1):
+        if loc[i] == "losses" and isinstance(loc[i + 1], int) and i + 2 < len(loc) and loc[i + 2] in all_losses():
+            return loc[: i + 2] + loc[i + 3:]
+    return loc
 
 
 def parse_recipe(raw: Any, source: str | Path = "<recipe>", sources=None) -> Recipe:

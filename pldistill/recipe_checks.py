@@ -13,15 +13,13 @@ from pathlib import Path
 import timm
 import torch
 
+from .errors import RecipeError
+from .losses.registry import loss_names, loss_spec
 from .models import WeightsError, checked_state, size_kwargs, classifier_outputs, feature_shapes, read_state_dict
-from .recipe import Recipe, RecipeError
-
-# Losses that compare samples within a batch, and the smallest batch each can use.
-MIN_BATCH = {"sp": 2, "cc": 2, "rkd": 3}  # RKD's angle term needs triplets
-SPATIAL_LOSSES = {"at": "attention transfer", "fitnet": "a FitNets hint"}
 
 
-def check_recipe(recipe: Recipe, path: Path) -> None:
+def check_recipe(recipe, path: Path) -> None:
+    """Every loss against the models' stage layouts, the batch size and the label spaces (a ``Recipe``)."""
     _check_weights(recipe, path)
     shapes = {
         role: feature_shapes(spec.model, recipe.data.channels(spec.modality), recipe.data.input_size(spec.modality))
@@ -29,10 +27,11 @@ def check_recipe(recipe: Recipe, path: Path) -> None:
     }
     for i, loss in enumerate(recipe.distill.losses):
         where = f"{path}: distill.losses.{i}"
-        minimum = MIN_BATCH.get(loss.name, 1)
+        spec = loss_spec(loss.name)
+        minimum = spec.min_batch
         if recipe.schedule.batch_size < minimum:
             raise RecipeError(
-                f"{where}: {loss.name.upper()} compares samples within a batch and needs batches of at least "
+                f"{where}: {spec.display} compares samples within a batch and needs batches of at least "
                 f"{minimum}; schedule.batch_size is {recipe.schedule.batch_size}"
             )
         for j, pair in enumerate(loss.pairs):
@@ -44,15 +43,15 @@ def check_recipe(recipe: Recipe, path: Path) -> None:
                         f"{where}.pairs.{j}.{role}: stage {index} is out of range; "
                         f"{model} has {n} stages (use 0..{n - 1} or -1..-{n})"
                     )
-            if loss.name in SPATIAL_LOSSES:
-                _check_spatial_pair(recipe, loss.name, pair, shapes, f"{where}.pairs.{j}")
-        if loss.name == "kd":
-            _check_label_space(recipe, where)
+            if spec.spatial:
+                _check_spatial_pair(recipe, spec, pair, shapes, f"{where}.pairs.{j}")
+        if spec.inputs == "logits":
+            _check_label_space(recipe, spec, where)
 
 
-def _check_spatial_pair(recipe: Recipe, name: str, pair, shapes: dict, where: str) -> None:
-    """AT and FitNets compare where in the image a layer responds: both sides need real maps."""
-    what = SPATIAL_LOSSES[name]
+def _check_spatial_pair(recipe, spec, pair, shapes: dict, where: str) -> None:
+    """Spatial losses (AT, FitNets) compare where in the image a layer responds: both sides need real maps."""
+    what = spec.phrase
     for role, layout in shapes.items():
         index = getattr(pair, role)
         shape = layout[index]
@@ -61,18 +60,23 @@ def _check_spatial_pair(recipe: Recipe, name: str, pair, shapes: dict, where: st
         if len(shape) != 3:
             raise RecipeError(
                 f"{where}.{role}: {what} needs a (channels, height, width) feature map, but stage {index} of "
-                f"{model} gives {shape}; use sp, rkd or cc for token or vector features"
+                f"{model} gives {shape}; use one of {_flat_losses()} for token or vector features"
             )
-        if name == "at" and shape[1] * shape[2] == 1:
+        if spec.needs_extent and shape[1] * shape[2] == 1:
             raise RecipeError(
                 f"{where}.{role}: stage {index} of {model} is 1×1 at {recipe.data.input_size(getattr(recipe, role).modality)} px, so its "
-                f"attention map is a constant and attention transfer would always be 0; pick a stage with a "
+                f"map is a constant and {what} would always be 0; pick a stage with a "
                 f"spatial map (stage: size = {sizes}) or a larger data.image_size"
             )
 
 
-def _check_label_space(recipe: Recipe, where: str) -> None:
-    """KD compares class probabilities: the teacher must predict the student's classes."""
+def _flat_losses() -> list[str]:
+    """Feature losses defined on any tensor (vectors, tokens), not only on spatial maps."""
+    return loss_names(lambda s: s.inputs == "features" and not s.spatial)
+
+
+def _check_label_space(recipe, spec, where: str) -> None:
+    """Logit losses (KD) compare class probabilities: the teacher must predict the student's classes."""
     if recipe.teacher.train:
         return  # trained here, on the student's labels
     classes = recipe.data.classes
@@ -80,14 +84,15 @@ def _check_label_space(recipe: Recipe, where: str) -> None:
     if outputs != len(classes):
         teacher_has = "has no classifier" if outputs is None else f"predicts {outputs} classes"
         raise RecipeError(
-            f"{where}: KD needs the teacher and the student to predict the same classes, but the teacher "
+            f"{where}: {spec.display} needs the teacher and the student to predict the same classes, but the teacher "
             f"(teacher.weights, used as-is with teacher.train: false) {teacher_has} and {recipe.data.kind} "
-            f"has {len(classes)}; use a feature loss (sp, rkd, cc, at) or train the teacher on these "
+            f"has {len(classes)}; use a feature loss ({', '.join(loss_names(lambda s: s.inputs == 'features'))}) "
+            "or train the teacher on these "
             "classes (teacher.train: true)"
         )
 
 
-def _check_weights(recipe: Recipe, path: Path) -> None:
+def _check_weights(recipe, path: Path) -> None:
     for role in ("teacher", "student"):
         spec = getattr(recipe, role)
         if spec.weights is None:

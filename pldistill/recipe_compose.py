@@ -22,18 +22,6 @@ import yaml
 
 COMMAND_LINE = "command line"
 
-# ``distill.loss=NAME[+NAME…]``: a command-line shorthand for a whole losses list,
-# with each loss at its paper's published default (as in recipes/compare/).
-LOSS_PRESETS: dict[str, dict] = {
-    "sp": {"name": "sp", "weight": 3000.0, "pairs": [{"teacher": -1, "student": -1}]},
-    "kd": {"name": "kd", "weight": 1.0, "temperature": 4.0},
-    "at": {"name": "at", "weight": 1000.0, "pairs": "auto"},
-    "fitnet": {"name": "fitnet", "weight": 100.0, "pairs": [{"teacher": 2, "student": 2}]},
-    "rkd": {"name": "rkd", "weight": 25.0, "pool": True, "pairs": [{"teacher": -1, "student": -1}]},
-    "cc": {"name": "cc", "weight": 700.0, "pool": True, "pairs": [{"teacher": -1, "student": -1}]},
-}
-
-
 class CompositionError(ValueError):
     """A ``base:`` chain or an override that cannot be applied; the message names where."""
 
@@ -195,14 +183,19 @@ def apply_override(raw: dict, keys: list[str], value: Any, sources: Sources) -> 
 
 
 def loss_presets(value: Any) -> list[dict]:
+    """``distill.loss=NAME[+NAME…]``: a whole losses list, each loss at its paper's defaults (its spec's preset)."""
+    from .losses.registry import all_losses
+
+    presets = {name: {"name": name, **spec.preset} for name, spec in all_losses().items()}
     names = str(value).split("+") if value is not None else []
-    unknown = [n for n in names if n not in LOSS_PRESETS]
+    unknown = [n for n in names if n not in presets]
     if not names or unknown:
+        example = "+".join(sorted(presets)[:2])
         raise CompositionError(
             f"{COMMAND_LINE}: distill.loss: {value!r} is not a loss preset; use one or more of "
-            f"{sorted(LOSS_PRESETS)} joined by '+', e.g. distill.loss=sp+kd"
+            f"{sorted(presets)} joined by '+', e.g. distill.loss={example}"
         )
-    return [_copy(LOSS_PRESETS[n]) for n in names]
+    return [_copy(presets[n]) for n in names]
 
 
 def _copy(value: Any) -> Any:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from .losses.registry import loss_spec
+
 
 def _params(n: int) -> str:
     return f"{n / 1e6:.2f}M"
@@ -11,17 +13,18 @@ def _pct(x: float | None) -> str:
     return "n/a" if x is None else f"{100 * x:.1f}%"
 
 
-DISPLAY = {"sp": "SP", "kd": "KD", "at": "AT", "rkd": "RKD", "cc": "CC", "fitnet": "FitNet"}
-
-
 def _describe(loss) -> str:
-    """'SP (γ=3000; stages t-1↔s-1)' or 'KD (weight 1; T=4)'."""
+    """'SP (γ=3000; stages t-1↔s-1)' or 'KD (weight 1; T=4)': the spec's display name and symbols."""
+    spec = loss_spec(loss.name)
+    defaults = spec.params()
+    shown = [f"{spec.symbols[k]}={v:g}" if k in spec.symbols else f"{k}={v:g}"
+             for k, v in loss.params().items() if k in spec.symbols or v != getattr(defaults, k)]
+    weight = f"{spec.weight_symbol}={loss.weight:g}" if spec.weight_symbol else f"weight {loss.weight:g}"
     if not loss.pairs:
-        return f"{DISPLAY[loss.name]} (weight {loss.weight:g}; T={loss.temperature:g})"
-    weight = f"γ={loss.weight:g}" if loss.name == "sp" else f"weight {loss.weight:g}"
+        return f"{spec.display} ({'; '.join([weight, *shown])})"
     stages = ", ".join(f"t{p.teacher}↔s{p.student}" for p in loss.pairs) + (", pooled" if loss.pool else "")
     stages += ", over the global batch" if loss.scope == "global" else ""
-    return f"{DISPLAY[loss.name]} ({weight}; stages {stages})"
+    return f"{spec.display} ({'; '.join([weight, *shown, 'stages ' + stages])})"
 
 
 def describe_losses(losses) -> str:

@@ -38,7 +38,7 @@ from .losses.terms import DistillTerm, build_terms
 from .probe import AlignmentProbe
 from .models import TappedModel, build_model, classifier_outputs, count_parameters, read_state_dict
 from .recipe import Recipe, RecipeError
-from .recipe_checks import MIN_BATCH
+from .losses.registry import loss_spec
 from .html_report import build_report
 from .report import results_markdown
 from .tracking import NullTracker, Tracker
@@ -477,10 +477,10 @@ def _check_batch(recipe: Recipe, recipe_path: str | Path) -> None:
     except ValueError as exc:
         raise RecipeError(f"{recipe_path}: {exc}") from None
     for i, loss in enumerate(recipe.distill.losses):
-        need = MIN_BATCH.get(loss.name, 1)
+        need = loss_spec(loss.name).min_batch
         if loss.scope == "local" and per_rank < need:
             raise RecipeError(
-                f"{recipe_path}: distill.losses.{i}: {loss.name.upper()} relates the samples of each process's "
+                f"{recipe_path}: distill.losses.{i}: {loss_spec(loss.name).display} relates the samples of each process's "
                 f"batch ({recipe.schedule.batch_size} / {distributed.world_size()} processes = {per_rank}) and "
                 f"needs at least {need}; raise schedule.batch_size or set scope: global"
             )

@@ -1,6 +1,6 @@
 """Sweeps: a recipe × a grid of overrides × seeds, each cell an ordinary run folder, one table.
 
-    pldistill sweep recipes/depth_to_rgb.yaml --grid distill.loss=sp,kd,rkd --seeds 3
+    pldistill sweep recipes/depth_to_rgb.yaml --grid distill.loss=sp,kd,sp+kd --seeds 3
 
 Every cell (grid point × seed) is validated as a full recipe before anything
 trains. The sweep folder's name is a hash of the composed recipe, the fixed
@@ -60,7 +60,7 @@ def grid_cells(grid: Sequence[str]) -> list[Cell]:
         key, sep, values = axis.partition("=")
         options = [v.strip() for v in values.split(",")] if sep else []
         if not key or not options or any(not v for v in options):
-            raise RecipeError(f"--grid {axis!r}: a grid axis is key=value1,value2,… e.g. distill.loss=sp,kd,rkd")
+            raise RecipeError(f"--grid {axis!r}: a grid axis is key=value1,value2,… e.g. distill.loss=sp,kd,sp+kd")
         if len(set(options)) != len(options):
             raise RecipeError(f"--grid {axis!r}: a value appears twice")
         axes.append([f"{key}={v}" for v in options])

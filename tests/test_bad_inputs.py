@@ -64,7 +64,7 @@ RECIPE_CASES = {
     "unknown timm model": (lambda t: edit("student.model", "mobilenetv3_smal_100"),
                            r"student\.model: timm has no model named 'mobilenetv3_smal_100' \(did you mean "
                            r"'mobilenetv3_small_100'"),
-    "unknown loss": (lambda t: edit("distill.losses.0.name", "crd"), r"distill\.losses\.0\.name: Input should be"),
+    "unknown loss": (lambda t: edit("distill.losses.0.name", "crd"), r"distill\.losses\.0\.name: unknown loss 'crd' \(did you mean 'rkd'\?\); known losses"),
     "layer index out of range": (lambda t: edit("distill.losses.0.pairs.0.student", 7),
                                  r"distill\.losses\.0\.pairs\.0\.student: stage 7 is out of range; "
                                  r"mobilenetv3_small_100 has 5 stages"),

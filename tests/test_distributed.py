@@ -280,8 +280,8 @@ def test_a_global_batch_that_does_not_split_evenly_is_refused_with_the_fix(monke
 
 
 def test_scope_global_is_for_relational_losses_only():
-    from pldistill.recipe import LossSpec
+    from pldistill.recipe import loss_entry
 
-    assert LossSpec(name="cc", weight=1.0, pairs=[{"teacher": -1, "student": -1}], scope="global").scope == "global"
+    assert loss_entry(dict(name="cc", weight=1.0, pairs=[{"teacher": -1, "student": -1}], scope="global")).scope == "global"
     with pytest.raises(ValueError, match="'scope: global' applies to the relational losses.*'kd' is a mean"):
-        LossSpec(name="kd", weight=1.0, scope="global")
+        loss_entry(dict(name="kd", weight=1.0, scope="global"))

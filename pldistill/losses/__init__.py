@@ -1,62 +1,30 @@
-"""Distillation losses: pure functions of tensors, found by name in ``LOSSES``.
+"""Distillation losses: pure functions of tensors (plus thin modules where a loss learns), by name.
 
-A loss here takes the teacher's and the student's tapped features for one
-layer pair (or their logits) and returns an unweighted scalar; the trainer
-applies the recipe's weight. Adding a loss is one file plus one entry.
+A loss file holds the function, its typed recipe parameters and a
+``LossSpec`` registered with ``register_loss``; everything else reads the
+registry (``all_losses()``, ``loss_spec(name)``). Adding a loss is one file
+plus its tests: the package scan below finds it, and its public names
+(``__all__``) become ``pldistill.losses.<name>``.
+
+A loss takes the teacher's and the student's tapped features for one layer
+pair (or their logits) and returns an unweighted scalar; the trainer applies
+the recipe's weight.
 """
 
 from __future__ import annotations
 
-from typing import Callable
+import importlib
+import pkgutil
 
-from torch import Tensor
-
-from .at import at_loss, attention_map
-from .cc import cc_loss, correlation_matrix
-from .fitnet import FitNetHint, fitnet_loss
-from .kd import kd_loss
 from .pooling import global_pool, on_pooled
-from .rkd import rkd_angle_loss, rkd_distance_loss, rkd_loss
+from .registry import LossParams, LossSpec, all_losses, loss_names, loss_spec, register_loss
 from .scope import across_ranks
-from .sp import similarity_matrix, sp_loss
 
-PairLoss = Callable[[Tensor, Tensor], Tensor]
+__all__ = ["LossParams", "LossSpec", "across_ranks", "all_losses", "global_pool", "loss_names", "loss_spec",
+           "on_pooled", "register_loss"]
 
-# Losses a recipe can name. Feature losses take (teacher features, student
-# features) of one layer pair; "kd" takes (teacher logits, student logits).
-LOSSES: dict[str, PairLoss] = {
-    "sp": sp_loss,
-    "at": at_loss,
-    "rkd": rkd_loss,
-    "cc": cc_loss,
-    "kd": kd_loss,
-}
-
-# Losses that relate the samples of a batch: the ones a recipe may compute over the global batch
-# of a multi-process run (``scope: global``, see scope.py); the others are per-sample means.
-RELATIONAL = {"sp", "rkd", "cc"}
-
-# Losses with learned parameters, built per layer pair from (student, teacher) channels.
-PARAMETRIC_LOSSES = {"fitnet": FitNetHint}
-
-__all__ = [
-    "LOSSES",
-    "PARAMETRIC_LOSSES",
-    "RELATIONAL",
-    "FitNetHint",
-    "fitnet_loss",
-    "global_pool",
-    "on_pooled",
-    "PairLoss",
-    "across_ranks",
-    "at_loss",
-    "attention_map",
-    "cc_loss",
-    "correlation_matrix",
-    "kd_loss",
-    "rkd_angle_loss",
-    "rkd_distance_loss",
-    "rkd_loss",
-    "similarity_matrix",
-    "sp_loss",
-]
+for _module in pkgutil.iter_modules(__path__):
+    _names = getattr(importlib.import_module(f"{__name__}.{_module.name}"), "__all__", ())
+    globals().update({n: getattr(importlib.import_module(f"{__name__}.{_module.name}"), n) for n in _names})
+    __all__ += [n for n in _names if n not in __all__]
+del _module, _names

@@ -12,7 +12,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from pydantic import Field
+
+from .checks import same_batch
 from .precision import at_least_float32
+from .registry import LossParams, LossSpec, register_loss
+
+__all__ = ["at_loss", "attention_map"]
 
 
 def attention_map(activations: Tensor, p: float = 2.0, size: tuple[int, int] | None = None) -> Tensor:
@@ -26,7 +32,19 @@ def attention_map(activations: Tensor, p: float = 2.0, size: tuple[int, int] | N
 
 
 def at_loss(teacher: Tensor, student: Tensor, p: float = 2.0) -> Tensor:
+    same_batch(teacher, student, "attention transfer")
     with torch.autocast(device_type=student.device.type, enabled=False):
         q_t = attention_map(teacher, p)
         q_s = attention_map(student, p, size=tuple(teacher.shape[-2:]))
         return (q_t - q_s).pow(2).mean()
+
+
+class ATParams(LossParams):
+    p: float = Field(2.0, gt=0, description="exponent of the attention map Σ_c |A_c|^p")
+
+
+register_loss(LossSpec(
+    name="at", display="AT", what="attention transfer",
+    citation="Zagoruyko & Komodakis, Paying More Attention to Attention, ICLR 2017",
+    fn=at_loss, spatial=True, needs_extent=True, params=ATParams, preset={"weight": 1000.0, "pairs": "auto"},
+))

@@ -14,8 +14,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from pydantic import Field
+
 from .checks import need_batch, same_batch
 from .precision import at_least_float32
+from .registry import LossParams, LossSpec, register_loss
+
+__all__ = ["cc_loss", "correlation_matrix"]
 
 
 def correlation_matrix(embeddings: Tensor, gamma: float = 0.4, order: int = 2) -> Tensor:
@@ -32,3 +37,16 @@ def cc_loss(teacher: Tensor, student: Tensor, gamma: float = 0.4, order: int = 2
     with torch.autocast(device_type=student.device.type, enabled=False):
         diff = correlation_matrix(teacher, gamma, order) - correlation_matrix(student, gamma, order)
         return diff.pow(2).sum() / (b * b)
+
+
+class CCParams(LossParams):
+    gamma: float = Field(0.4, gt=0, description="γ of the Gaussian RBF kernel")
+    order: int = Field(2, ge=1, le=8, description="P, the order of the kernel's Taylor expansion")
+
+
+register_loss(LossSpec(
+    name="cc", display="CC", what="correlation congruence",
+    citation="Peng et al., Correlation Congruence for Knowledge Distillation, ICCV 2019",
+    fn=cc_loss, relational=True, min_batch=2, poolable=True, params=CCParams,
+    preset={"weight": 700.0, "pool": True, "pairs": [{"teacher": -1, "student": -1}]},
+))

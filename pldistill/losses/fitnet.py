@@ -17,11 +17,16 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .checks import same_batch
 from .precision import at_least_float32
+from .registry import LossSpec, register_loss
+
+__all__ = ["FitNetHint", "fitnet_loss"]
 
 
 def fitnet_loss(teacher: Tensor, regressed_student: Tensor) -> Tensor:
     """MSE after resizing the (already channel-matched) student map to the teacher's size."""
+    same_batch(teacher, regressed_student, "a FitNets hint")
     if regressed_student.shape[1] != teacher.shape[1]:
         raise ValueError(
             f"FitNets: regressed student has {regressed_student.shape[1]} channels, teacher {teacher.shape[1]}"
@@ -42,3 +47,10 @@ class FitNetHint(nn.Module):
     def forward(self, teacher: Tensor, student: Tensor) -> Tensor:
         with torch.autocast(device_type=student.device.type, enabled=False):
             return fitnet_loss(teacher, self.regressor(student.to(self.regressor.weight.dtype)))
+
+
+register_loss(LossSpec(
+    name="fitnet", display="FitNet", what="a FitNets hint",
+    citation="Romero et al., FitNets: Hints for Thin Deep Nets, ICLR 2015",
+    learned=FitNetHint, spatial=True, preset={"weight": 100.0, "pairs": [{"teacher": 2, "student": 2}]},
+))

@@ -14,8 +14,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from pydantic import Field
+
 from .checks import need_batch, same_batch
 from .precision import at_least_float32
+from .registry import LossParams, LossSpec, register_loss
+
+__all__ = ["rkd_angle_loss", "rkd_distance_loss", "rkd_loss"]
 
 
 def _embed(x: Tensor) -> Tensor:
@@ -55,3 +60,15 @@ def rkd_angle_loss(teacher: Tensor, student: Tensor) -> Tensor:
 def rkd_loss(teacher: Tensor, student: Tensor, angle_weight: float = 2.0) -> Tensor:
     """Distance + angle terms in the paper's 25:50 proportion (scale with the recipe weight)."""
     return rkd_distance_loss(teacher, student) + angle_weight * rkd_angle_loss(teacher, student)
+
+
+class RKDParams(LossParams):
+    angle_weight: float = Field(2.0, ge=0, description="angle term relative to the distance term (paper: 50:25)")
+
+
+register_loss(LossSpec(
+    name="rkd", display="RKD", what="relational KD",
+    citation="Park, Kim, Lu & Cho, Relational Knowledge Distillation, CVPR 2019",
+    fn=rkd_loss, relational=True, min_batch=3, poolable=True, params=RKDParams,  # the angle term needs triplets
+    preset={"weight": 25.0, "pool": True, "pairs": [{"teacher": -1, "student": -1}]},
+))

@@ -16,20 +16,13 @@ process (``losses.scope.across_ranks``), which is this loss at the full b.
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
+from ..similarity import similarity_matrix
 from .checks import need_batch, same_batch
-from .precision import at_least_float32
+from .registry import LossSpec, register_loss
 
-
-def similarity_matrix(activations: Tensor) -> Tensor:
-    """Row-normalised b × b Gram matrix of a batch of activations, in float32.
-
-    Rows of zeros stay zero (``F.normalize`` clamps the norm) instead of NaN.
-    """
-    a = at_least_float32(activations.reshape(activations.shape[0], -1))
-    return F.normalize(a @ a.t(), p=2, dim=1)
+__all__ = ["similarity_matrix", "sp_loss"]
 
 
 def sp_loss(teacher: Tensor, student: Tensor) -> Tensor:
@@ -40,3 +33,10 @@ def sp_loss(teacher: Tensor, student: Tensor) -> Tensor:
     with torch.autocast(device_type=teacher.device.type, enabled=False):
         diff = similarity_matrix(teacher) - similarity_matrix(student)
         return diff.pow(2).sum() / (b * b)
+
+
+register_loss(LossSpec(
+    name="sp", display="SP", citation="Tung & Mori, Similarity-Preserving Knowledge Distillation, ICCV 2019",
+    fn=sp_loss, relational=True, min_batch=2, poolable=True, weight_symbol="γ",
+    preset={"weight": 3000.0, "pairs": [{"teacher": -1, "student": -1}]},
+))

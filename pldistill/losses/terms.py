@@ -12,7 +12,9 @@ from typing import Callable, Sequence
 
 from torch import Tensor
 
-from . import LOSSES, PARAMETRIC_LOSSES, across_ranks, on_pooled
+from .pooling import on_pooled
+from .registry import loss_spec
+from .scope import across_ranks
 
 
 @dataclass(frozen=True)
@@ -36,6 +38,15 @@ class Terms:
     student_stages: list[int]
 
 
+def loss_function(entry, teacher_channels: Callable[[int], int], student_channels: Callable[[int], int],
+                  pair=None) -> Callable[[Tensor, Tensor], Tensor]:
+    """The unweighted ``fn(teacher, student)`` of one recipe entry (on one layer pair for feature losses)."""
+    spec, params = loss_spec(entry.name), entry.params()
+    if spec.learned is not None:
+        return spec.learned(student_channels(pair.student), teacher_channels(pair.teacher), **params)
+    return functools.partial(spec.fn, **params) if params else spec.fn
+
+
 def build_terms(losses: Sequence, teacher_channels: Callable[[int], int],
                 student_channels: Callable[[int], int]) -> Terms:
     """One term per (loss, layer pair), plus one per logit loss.
@@ -48,13 +59,12 @@ def build_terms(losses: Sequence, teacher_channels: Callable[[int], int],
     student_stages: list[int] = []
     tap = 0
     for loss in losses:
-        if loss.name == "kd":
-            fn = functools.partial(LOSSES["kd"], temperature=loss.temperature)
-            terms.append(DistillTerm("kd", fn, loss.weight, -1, -1, on_logits=True))
+        if loss_spec(loss.name).inputs == "logits":
+            fn = loss_function(loss, teacher_channels, student_channels)
+            terms.append(DistillTerm(loss.name, fn, loss.weight, -1, -1, on_logits=True))
         for pair in loss.pairs:
             key = f"{loss.name}/t{pair.teacher}-s{pair.student}"
-            fn = LOSSES.get(loss.name) or PARAMETRIC_LOSSES[loss.name](student_channels(pair.student),
-                                                                      teacher_channels(pair.teacher))
+            fn = loss_function(loss, teacher_channels, student_channels, pair)
             if loss.scope == "global":  # pooled first (below), then gathered: less to send
                 fn, key = across_ranks(fn), key + "/global"
             if loss.pool:
