@@ -94,5 +94,10 @@ bench: $(BENCH_STAMP)
 test: $(STAMP)
 	$(PY) -m pytest -q tests
 
+# The generated reference pages (docs/reference/*.md) from the recipe schema
+.PHONY: docs-reference
+docs-reference: $(STAMP)
+	$(PY) docs/generate_reference.py
+
 clean-cache:
 	rm -rf .cache/pldistill
