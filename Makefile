@@ -94,5 +94,20 @@ bench: $(BENCH_STAMP)
 test: $(STAMP)
 	$(PY) -m pytest -q tests
 
+# The generated reference pages (docs/reference/*.md) from the recipe schema
+.PHONY: docs-reference
+docs-reference: $(STAMP)
+	$(PY) docs/generate_reference.py
+
+# The documentation as a static site in site/ (git-ignored), built offline with mkdocs-material
+DOCS_STAMP := $(VENV)/.docs-stamp
+$(DOCS_STAMP): $(STAMP)
+	@$(PY) -m pip install --quiet -e '.[dev,docs]' 2>&1 | { grep -v "is ignored: it is neither" || true; }
+	@touch $@
+
+.PHONY: docs
+docs: $(DOCS_STAMP)
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --site-dir site
+
 clean-cache:
 	rm -rf .cache/pldistill
