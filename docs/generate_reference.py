@@ -75,6 +75,9 @@ def type_name(tp: Any) -> str:
             rest = [a for a in typing.get_args(tp) if not _is_model(_strip(a))]
             kinds = ", ".join(_kind_of(m) for m in models)
             return " \\| ".join([f"data section (kind: {kinds})"] + [type_name(a) for a in rest])
+        if len(models) > 1 and all("name" in m.model_fields for m in models):
+            names = ", ".join(str(typing.get_args(m.model_fields["name"].annotation)[0]) for m in models)
+            return f"loss entry (name: {names})"
         return " \\| ".join(type_name(a) for a in typing.get_args(tp))
     if origin in (list, tuple, set, frozenset):
         args = typing.get_args(tp)
@@ -177,9 +180,35 @@ def _common_data_keys(kinds: list[type[BaseModel]]) -> list[str]:
 
 def recipe_sections_table() -> str:
     """Every key outside ``data``, walked from the Recipe model."""
+    from pldistill.recipe import LossEntry
+
     recipe = _recipe_model()
-    entries = rows(recipe, "", skip={"data"}, stop={"teacher.data"})
-    return table(entries)
+    entries = rows(recipe, "", skip={"data"}, stop={"teacher.data", "distill.losses"})
+    at = next(i for i, e in enumerate(entries) if e[0] == "distill.losses") + 1
+    shared = rows(LossEntry, "distill.losses.N.")  # each loss's own keys: losses.md
+    return table(entries[:at] + shared + entries[at:])
+
+
+def losses_table() -> str:
+    """One row per registered loss: what it compares and needs, its own keys, its preset and paper."""
+    import json
+
+    from pldistill.losses import all_losses
+
+    lines = ["| name | compares | relational (min batch) | pool | needs maps | learned parts | own keys | "
+             "preset (`distill.loss=NAME`) | paper |", "|---|---|---|---|---|---|---|---|---|"]
+    for name, spec in all_losses().items():
+        compares = "logits" if spec.inputs == "logits" else "tapped stage features"
+        own = "<br>".join(f"`{k}`: {type_name(f.annotation)} = {default_text(f)}"
+                          + (f" — {f.description}" if f.description else "")
+                          for k, f in spec.params.model_fields.items()) or "—"
+        preset = json.dumps(spec.preset, separators=(", ", ": "))
+        maps = "yes, with extent > 1×1" if spec.needs_extent else "yes" if spec.spatial else "no"
+        lines.append(
+            f"| `{name}` ({spec.display}) | {compares} | {f'yes ({spec.min_batch})' if spec.relational else 'no'} "
+            f"| {'yes' if spec.poolable else 'no'} | {maps} | {'yes' if spec.learned else 'no'} | {_cell(own)} "
+            f"| `{_cell(preset)}` | {_cell(spec.citation)} |")
+    return "\n".join(lines)
 
 
 def data_common_table() -> str:
@@ -271,7 +300,21 @@ def recipe_page() -> str:
     ])
 
 
-PAGES = {"recipe.md": recipe_page}
+def losses_page() -> str:
+    return "\n".join([
+        HEADER,
+        "# Losses",
+        "",
+        "Every registered loss (`pldistill.all_losses()`), read from the spec each loss file declares. A "
+        "recipe entry takes the shared keys (`name`, `weight`, `pairs`, `pool`, `scope`; see "
+        "[Recipe keys](recipe.md)) plus the loss's own keys below. When to use which: [Losses](../losses.md).",
+        "",
+        losses_table(),
+        "",
+    ])
+
+
+PAGES = {"recipe.md": recipe_page, "losses.md": losses_page}
 
 
 def generate() -> dict[str, str]:

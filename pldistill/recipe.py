@@ -88,7 +88,7 @@ class LayerPair(Section):
 class LossEntry(Section):
     """One distillation loss in a recipe: what every loss shares; each loss adds its own keys (its params)."""
 
-    name: str
+    name: str = Field(description="a registered loss: docs/reference/losses.md lists them and their own keys")
     weight: float = Field(gt=0, description="the loss's weight in the total (γ for SP)")
     pairs: list[LayerPair] | Literal["auto"] = Field(
         default_factory=list, description="layer pairs, or 'auto': 3 pairs spread by relative depth"
