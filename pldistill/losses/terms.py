@@ -60,8 +60,10 @@ def build_terms(losses: Sequence, teacher_channels: Callable[[int], int],
     tap = 0
     for loss in losses:
         if loss_spec(loss.name).inputs == "logits":
-            fn = loss_function(loss, teacher_channels, student_channels)
-            terms.append(DistillTerm(loss.name, fn, loss.weight, -1, -1, on_logits=True))
+            fn, key = loss_function(loss, teacher_channels, student_channels), loss.name
+            if loss.scope == "global":  # a relational loss on logits (DIST) over the global batch
+                fn, key = across_ranks(fn), key + "/global"
+            terms.append(DistillTerm(key, fn, loss.weight, -1, -1, on_logits=True))
         for pair in loss.pairs:
             key = f"{loss.name}/t{pair.teacher}-s{pair.student}"
             fn = loss_function(loss, teacher_channels, student_channels, pair)
