@@ -13,36 +13,21 @@ import hashlib
 import json
 import math
 from pathlib import Path
-from typing import Annotated, Any, Literal, Sequence, Union
+from typing import Any, Literal, Sequence
 
 import yaml
 from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 
 from .models import UnknownModelError, check_model_name
-from .recipe_data import (
-    DATA_KINDS,
-    ClassPairedData,
-    DTDData,
-    FoldersData,
-    ImageClassesData,
-    NYUData,
-    PackedData,
-    ResolutionPairsData,
-    Section,
-    SpeechDigitsData,
-    SUNRGBDData,
-    SyntheticShapesData,
-)
+from .data.registry import data_kinds, data_union
+from .section import Section
 
 
 class RecipeError(ValueError):
     """A recipe that cannot run; the message names the file and the key."""
 
 
-DataConfig = Annotated[
-    Union[SyntheticShapesData, NYUData, FoldersData, PackedData, ResolutionPairsData, ImageClassesData, DTDData,
-          SpeechDigitsData, ClassPairedData, SUNRGBDData], Field(discriminator="kind")
-]
+DataConfig = data_union()  # every data kind in pldistill/data/, chosen by data.kind
 
 
 class ModelSpec(Section):
@@ -234,11 +219,12 @@ def _suggest(loc: tuple, root: type[BaseModel]) -> str:
 def _format_error(path: Path, err: dict, root: type[BaseModel] | None = None, sources=None) -> str:
     """One line: '<where the key was set>: <dotted.key>: <what is wrong>'."""
     loc = tuple(err["loc"])
-    if len(loc) >= 2 and loc[1] in DATA_KINDS and loc[0] == "data":  # pydantic names the union's branch
+    kinds = data_kinds()
+    if len(loc) >= 2 and loc[1] in kinds and loc[0] == "data":  # pydantic names the union's branch
         loc = ("data",) + loc[2:]
         if err["type"] == "extra_forbidden":
             where = sources.of(loc) if sources else path
-            close = _suggest(loc[1:], DATA_KINDS[err["loc"][1]])
+            close = _suggest(loc[1:], kinds[err["loc"][1]])
             return f"{where}: {'.'.join(str(p) for p in loc)}: unknown key{close}"
     path = sources.of(loc) if sources else path
     key = ".".join(str(p) for p in loc) or "<top level>"
@@ -246,10 +232,23 @@ def _format_error(path: Path, err: dict, root: type[BaseModel] | None = None, so
         return f"{path}: {key}: unknown key{_suggest(loc, root or Recipe)}"
     if err["type"] == "missing":
         return f"{path}: {key}: required key is missing"
+    if err["type"] in ("union_tag_invalid", "union_tag_not_found"):  # a data section's kind (its discriminator)
+        return f"{path}: {key}.kind: {_kind_problem(err, loc)}"
     msg = err["msg"].removeprefix("Value error, ")
     got = err.get("input")
     shown = "" if isinstance(got, (dict, list)) else f" (got {got!r})"  # a whole section says nothing new
     return f"{path}: {key}: {msg}{shown}"
+
+
+def _kind_problem(err: dict, loc: tuple) -> str:
+    """What is wrong with a ``kind``, and the kinds that may go there."""
+    known = err.get("ctx", {}).get("expected_tags")
+    if known is None and loc in (("data",), ("teacher", "data")):
+        known = ", ".join(repr(k) for k in data_kinds())
+    choices = f"; use one of {known}" if known else ""
+    if err["type"] == "union_tag_not_found":
+        return f"required key is missing{choices}"
+    return f"{err['ctx']['tag']!r} is not a data kind that fits here{choices}"
 
 
 def parse_recipe(raw: Any, source: str | Path = "<recipe>", sources=None) -> Recipe:
