@@ -55,6 +55,8 @@ def register_data_kind(cls: type[DataSection]) -> type[DataSection]:
         raise TypeError(f"data kind {name!r} is defined twice: by {_KINDS[name].__qualname__} in "
                         f"{_KINDS[name].__module__} and by {cls.__qualname__} in {cls.__module__}")
     _KINDS[name] = cls
+    if _scanned:  # defined after the scan (outside the package): bind its nested unions now
+        _bind_nested_kinds(cls)
     return cls
 
 
