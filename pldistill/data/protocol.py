@@ -16,7 +16,7 @@ import torch
 from torch.utils.data import Dataset
 
 from .depth_encoding import encode_depth
-from .modality import Modality, ModalityKind  # noqa: F401  (adapters import Modality from here)
+from .modality import Modality  # adapters import it from here too
 
 
 class PairedDataset(Dataset):
