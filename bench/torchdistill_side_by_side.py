@@ -89,7 +89,7 @@ from pldistill.train import DistillTerm, distill_step, evaluate, seed_everything
 RESULTS = Path(__file__).parent / "results"
 RECIPE = Path(__file__).parents[1] / "recipes" / "depth_to_rgb.yaml"
 
-# Every field of pldistill.recipe_data.Augment, off: all rows see the same, unaugmented data.
+# Every field of pldistill.data.section.Augment, off: all rows see the same, unaugmented data.
 AUGMENT_OFF = ["data.augment.hflip=false", "data.augment.shift=0", "data.augment.scale=0",
                "data.augment.rotate=0", "data.augment.color_jitter=0"]
 

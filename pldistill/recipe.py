@@ -18,30 +18,14 @@ from typing import Annotated, Any, Literal, Sequence, Union
 import yaml
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError, create_model, field_validator, model_validator
 
+from .data.registry import data_kinds, data_union
 from .errors import RecipeError
 from .losses.registry import LossSpec, all_losses, loss_names, loss_spec
-
 from .models import UnknownModelError, check_model_name
-from .recipe_data import (
-    DATA_KINDS,
-    ClassPairedData,
-    DTDData,
-    FoldersData,
-    ImageClassesData,
-    NYUData,
-    PackedData,
-    ResolutionPairsData,
-    Section,
-    SpeechDigitsData,
-    SUNRGBDData,
-    SyntheticShapesData,
-)
+from .section import Section
 
 
-DataConfig = Annotated[
-    Union[SyntheticShapesData, NYUData, FoldersData, PackedData, ResolutionPairsData, ImageClassesData, DTDData,
-          SpeechDigitsData, ClassPairedData, SUNRGBDData], Field(discriminator="kind")
-]
+DataConfig = data_union()  # every data kind in pldistill/data/, chosen by data.kind
 
 
 class ModelSpec(Section):
@@ -265,11 +249,12 @@ def _format_error(path: Path, err: dict, root: type[BaseModel] | None = None, so
         close = difflib.get_close_matches(str(got), list(all_losses()), n=1)
         hint = f" (did you mean {close[0]!r}?)" if close else ""
         return f"{where}: {key}: unknown loss {got!r}{hint}; known losses: {sorted(all_losses())}"
-    if len(loc) >= 2 and loc[1] in DATA_KINDS and loc[0] == "data":  # pydantic names the union's branch
+    kinds = data_kinds()
+    if len(loc) >= 2 and loc[1] in kinds and loc[0] == "data":  # pydantic names the union's branch
         loc = ("data",) + loc[2:]
         if err["type"] == "extra_forbidden":
             where = sources.of(loc) if sources else path
-            close = _suggest(loc[1:], DATA_KINDS[err["loc"][1]])
+            close = _suggest(loc[1:], kinds[err["loc"][1]])
             return f"{where}: {'.'.join(str(p) for p in loc)}: unknown key{close}"
     path = sources.of(loc) if sources else path
     key = ".".join(str(p) for p in loc) or "<top level>"
@@ -277,6 +262,8 @@ def _format_error(path: Path, err: dict, root: type[BaseModel] | None = None, so
         return f"{path}: {key}: unknown key{_suggest(loc, root or Recipe)}"
     if err["type"] == "missing":
         return f"{path}: {key}: required key is missing"
+    if err["type"] in ("union_tag_invalid", "union_tag_not_found"):  # a data section's kind (its discriminator)
+        return f"{path}: {key}.kind: {_kind_problem(err, loc)}"
     msg = err["msg"].removeprefix("Value error, ")
     got = err.get("input")
     shown = "" if isinstance(got, (dict, list)) else f" (got {got!r})"  # a whole section says nothing new
@@ -289,6 +276,17 @@ def _without_loss_branch(loc: tuple) -> tuple:
         if loc[i] == "losses" and isinstance(loc[i + 1], int) and i + 2 < len(loc) and loc[i + 2] in all_losses():
             return loc[: i + 2] + loc[i + 3:]
     return loc
+
+
+def _kind_problem(err: dict, loc: tuple) -> str:
+    """What is wrong with a ``kind``, and the kinds that may go there."""
+    known = err.get("ctx", {}).get("expected_tags")
+    if known is None and loc in (("data",), ("teacher", "data")):
+        known = ", ".join(repr(k) for k in data_kinds())
+    choices = f"; use one of {known}" if known else ""
+    if err["type"] == "union_tag_not_found":
+        return f"required key is missing{choices}"
+    return f"{err['ctx']['tag']!r} is not a data kind that fits here{choices}"
 
 
 def parse_recipe(raw: Any, source: str | Path = "<recipe>", sources=None) -> Recipe:

@@ -5,10 +5,9 @@ import json
 import numpy as np
 import pytest
 
-from pldistill.data.dtd import DTDTextures, dtd_split
+from pldistill.data.dtd import DTDData, DTDTextures, dtd_split
 from pldistill.data.image_classes import read_picture
 from pldistill.data.splits import write_split_record
-from pldistill.recipe_data import DTDData
 from real_layouts import extract_members, list_members, shared, skip_reason, write_dtd
 
 DTD = shared("dtd10-images.tar.gz")

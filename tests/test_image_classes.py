@@ -3,8 +3,7 @@
 import numpy as np
 import pytest
 
-from pldistill.data.image_classes import ImageClasses
-from pldistill.recipe_data import ImageClassesData
+from pldistill.data.image_classes import ImageClasses, ImageClassesData
 from real_layouts import extract_members, first_per_folder, shared, skip_reason, write_class_folders
 
 CIFAR, MNIST = shared("cifar10-jpeg.tar.gz"), shared("mnist-png.tar.gz")

@@ -9,8 +9,8 @@ import yaml
 
 from pldistill.cli import main
 from pldistill.data import JointTransform, ModalityView, build_datasets, encode
+from pldistill.data.synthetic_shapes import SyntheticShapesData
 from pldistill.recipe import RecipeError, parse_recipe
-from pldistill.recipe_data import SyntheticShapesData
 
 
 def rgbd_data(**kw) -> SyntheticShapesData:

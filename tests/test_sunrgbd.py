@@ -4,8 +4,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pldistill.data.sunrgbd import SUNRGBDFrames, decode_depth, find_frames
-from pldistill.recipe_data import SUNRGBDData
+from pldistill.data.sunrgbd import SUNRGBDData, SUNRGBDFrames, decode_depth, find_frames
 from real_layouts import encode_sunrgbd_depth, extract_members, shared, skip_reason, write_sunrgbd_frame
 
 TOY = shared("sunrgbd-toy.tar.gz")

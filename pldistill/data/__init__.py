@@ -1,4 +1,8 @@
-"""Datasets: the paired-modality protocol, adapters and joint transforms."""
+"""Datasets: the paired-modality protocol, adapters and joint transforms.
+
+Each data kind is one module here, its adapter beside its recipe section;
+``registry.py`` finds them all (see there for what a new kind needs).
+"""
 
 from __future__ import annotations
 

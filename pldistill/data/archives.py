@@ -27,6 +27,8 @@ import shutil
 import tarfile
 from pathlib import Path, PurePosixPath
 
+from .cache import default_cache_dir
+
 ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar")
 
 
@@ -94,8 +96,6 @@ def data_folder(path: str | Path, what: str, hint: str, cache_dir: Path | None =
     ``what`` names the data set in messages ("CIFAR-10 (JPEG)"), ``hint`` says
     where to get it ("../shared/data/cifar10-jpeg.tar.gz").
     """
-    from .synthetic_shapes import default_cache_dir
-
     path = Path(path)
     if not path.exists():
         beside = next((path.with_name(path.name + s) for s in ARCHIVE_SUFFIXES

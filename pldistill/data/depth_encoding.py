@@ -15,7 +15,7 @@ from typing import Literal
 import numpy as np
 import torch
 
-from .protocol import Modality
+from .modality import Modality
 
 DepthEncoding = Literal["metric", "inverse", "colour"]
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)

@@ -18,12 +18,15 @@ usual training set when no model selection uses val).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Sequence
+from typing import ClassVar, Literal, Sequence
 
 import numpy as np
+from pydantic import Field
 
 from .image_classes import RGB_STATS, interleave, read_picture, scan_class_folders
 from .protocol import Modality, only_modality, PairedDataset
+from .registry import register_data_kind
+from .section import RealFilesData, keyed
 
 PARTS = ("train", "val", "test")
 SIZES = (40, 40, 40)
@@ -79,3 +82,29 @@ class DTDTextures(PairedDataset):
     def split_record(self) -> dict:
         return {"dtd": {"root": str(self.root), "seed": self.seed, "protocol": PROTOCOL,
                         **{p: self.parts[p] for p in (*PARTS, "unused")}}}
+
+
+@register_data_kind
+class DTDData(RealFilesData):
+    """DTD, images/<class>/<class>_NNNN.jpg with a seeded 40/40/40 split per class."""
+
+    class_pairable: ClassVar[bool] = True
+    resolution_source: ClassVar[bool] = True
+
+    kind: Literal["dtd"]
+    modality: str = "rgb"
+    split_seed: int = Field(0, description="seed of the 40/40/40 split; the split is written to data_split.json")
+    train_on: Literal["train", "trainval"] = Field("trainval", description="DTD trains on train+val (80/class)")
+
+    title: ClassVar[str] = "DTD"
+    archive: ClassVar[str] = "dtd10-images.tar.gz"
+    marker: ClassVar[str | None] = "images"
+
+    def build(self):
+        folder = self.folder()
+        return tuple(keyed("root", lambda s=s: DTDTextures(folder, s, self.split_seed, self.modality))
+                     for s in (self.train_on, "test"))
+
+    def _layout(self):
+        train = self.build()[0]
+        return train.modalities, train.classes

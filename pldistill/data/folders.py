@@ -37,12 +37,15 @@ from __future__ import annotations
 import csv
 import os
 from pathlib import Path
-from typing import Literal, Mapping, Sequence
+from typing import ClassVar, Literal, Mapping, Sequence
 
 import numpy as np
 from PIL import Image
+from pydantic import ConfigDict, Field
 
 from .protocol import Modality, PairedDataset
+from .registry import register_data_kind
+from .section import DataSection
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 DEPTH_EXTENSIONS = (".png", ".tif", ".tiff", ".npy")
@@ -261,3 +264,30 @@ class PairedFolders(PairedDataset):
 
     def label(self, index: int) -> int:
         return self._labels[index]
+
+
+@register_data_kind
+class FoldersData(DataSection):
+    """Paired image folders: root/<split>/<modality>/<class>/<sample>.<ext> (see pldistill/data/folders.py)."""
+
+    resolution_source: ClassVar[bool] = True
+
+    kind: Literal["folders"]
+    root: str
+    modalities_: dict[str, Literal["image", "depth"]] = Field(alias="modalities")
+    labels: Literal["folders", "csv"] = "folders"
+    depth_scale: float = Field(1.0, gt=0, description="depth file units → metres, e.g. 0.001 for millimetres")
+    train_split: str = "train"
+    test_split: str = "test"
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, populate_by_name=True)
+
+    def build(self):
+        kw = dict(modalities=self.modalities_, labels=self.labels, depth_scale=self.depth_scale)
+        train = PairedFolders(self.root, split=self.train_split, **kw)
+        return train, PairedFolders(self.root, split=self.test_split, classes=train.classes, **kw)
+
+    def _layout(self):
+        train = PairedFolders(self.root, self.modalities_, split=self.train_split, labels=self.labels,
+                              depth_scale=self.depth_scale)
+        return {n: default_modality(n, k) for n, k in self.modalities_.items()}, train.classes

@@ -23,13 +23,16 @@ import csv
 import os
 import zlib
 from pathlib import Path
-from typing import Literal, Sequence
+from typing import ClassVar, Literal, Sequence
 
 import numpy as np
 from PIL import Image
+from pydantic import Field
 
 from .folders import IMAGE_EXTENSIONS
 from .protocol import Modality, only_modality, PairedDataset
+from .registry import register_data_kind
+from .section import RealFilesData, keyed
 
 RGB_STATS = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))  # ImageNet: what timm backbones expect
 GRAY_STATS = ((0.449,), (0.226,))  # ImageNet's channel means, for one channel
@@ -162,3 +165,40 @@ class ImageClasses(PairedDataset):
         return {f"{self.modality}/{self.split}": {
             "root": str(self.root), "split": self.split, "seed": self.seed,
             "limit_per_class": self.limit_per_class, "files": sorted(self.files)}}
+
+
+@register_data_kind
+class ImageClassesData(RealFilesData):
+    """Class-folder images, root/<split>/<class>/<file> (CIFAR-10 JPEG, MNIST PNG)."""
+
+    class_pairable: ClassVar[bool] = True
+    resolution_source: ClassVar[bool] = True
+
+    kind: Literal["image_classes"]
+    modality: str = "rgb"
+    grayscale: bool = Field(False, description="read as one channel (MNIST)")
+    labels: Literal["folders", "csv"] = Field("folders", description="csv: root/<split>.csv, filepath,label")
+    train_split: str = "train"
+    test_split: str = "test"
+    limit_per_class: int | None = Field(None, gt=0, description="seeded subset of the training split per class")
+    test_limit_per_class: int | None = Field(None, gt=0, description="seeded subset of the test split per class")
+    subset_seed: int = 0
+
+    title: ClassVar[str] = "a class-folder image set"
+    archive: ClassVar[str] = "cifar10-jpeg.tar.gz or mnist-png.tar.gz"
+
+    def _marker(self) -> str | None:
+        return self.train_split
+
+    def _split(self, split: str, limit: int | None, classes=None):
+        folder = self.folder()
+        return keyed("root", lambda: ImageClasses(folder, split, self.modality, self.grayscale, self.labels,
+                                                   classes, limit, self.subset_seed))
+
+    def build(self):
+        train = self._split(self.train_split, self.limit_per_class)
+        return train, self._split(self.test_split, self.test_limit_per_class, train.classes)
+
+    def _layout(self):
+        train = self._split(self.train_split, self.limit_per_class)
+        return train.modalities, train.classes

@@ -39,12 +39,15 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Sequence
+from typing import ClassVar, Literal, Sequence
 
 import h5py
 import numpy as np
+from pydantic import ConfigDict, Field, model_validator
 
 from .protocol import Modality, PairedDataset
+from .registry import register_data_kind
+from .section import DataSection
 
 NYU_PAGE = "https://cs.nyu.edu/~silberman/datasets/nyu_depth_v2.html"
 
@@ -307,3 +310,40 @@ class NYUDepthV2(PairedDataset):
         """The 894 object class names that ``pixel_labels`` ids point into (1-based)."""
         self._dataset("names")  # a clear error if absent
         return read_cell_strings(self._h5(), "names")
+
+
+@register_data_kind
+class NYUData(DataSection):
+    """NYU Depth v2 labeled set (``nyu_depth_v2_labeled.mat``), scene classification."""
+
+    resolution_source: ClassVar[bool] = True
+
+    kind: Literal["nyu_depth_v2"]
+    path: str = Field(description="local nyu_depth_v2_labeled.mat; never downloaded")
+    split_file: str | None = Field(None, description="splits.mat with trainNdxs/testNdxs")
+    train_split: str | None = Field(None, description="text file of 1-based train frame indices")
+    test_split: str | None = Field(None, description="text file of 1-based test frame indices")
+    classes_protocol: Literal["gupta10", "all"] | list[str] = Field(
+        "gupta10", alias="classes", description="gupta10: 9 frequent scene types + other"
+    )
+    image_size: int = Field(64, ge=16, le=512)
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, populate_by_name=True)
+
+    @model_validator(mode="after")
+    def _one_split_source(self) -> "NYUData":
+        texts = (self.train_split, self.test_split)
+        if not ((self.split_file and not any(texts)) or (not self.split_file and all(texts))):
+            raise ValueError("give either split_file (splits.mat) or both train_split and test_split (text files)")
+        return self
+
+    def _split(self, name: str):
+        return (self.split_file, name) if self.split_file else (getattr(self, f"{name}_split"), name)
+
+    def build(self):
+        return tuple(NYUDepthV2(self.path, split, split_file, self.classes_protocol)
+                     for split_file, split in (self._split("train"), self._split("test")))
+
+    def _layout(self):
+        split_file, split = self._split("train")  # reads the header and scene names: checks file and split
+        return MODALITIES, NYUDepthV2(self.path, split, split_file, self.classes_protocol).classes

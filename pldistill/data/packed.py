@@ -35,14 +35,17 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Sequence
+from typing import ClassVar, Literal, Sequence
 
 import h5py
 import numpy as np
 from tqdm.auto import tqdm
+from pydantic import Field
 
 from ..atomic import atomic_path
 from .protocol import Modality, PairedDataset
+from .registry import register_data_kind
+from .section import DataSection
 
 SCHEMA_VERSION = 1  # bump when the layout changes; readers refuse newer files
 DEFAULT_COMPRESSION = "lzf"  # see the module docstring and bench/packed_read.py
@@ -288,3 +291,24 @@ class PackedDataset(PairedDataset):
     def __repr__(self) -> str:
         names = sorted(self.modalities)
         return f"PackedDataset({str(self.path)!r}, {len(self)} samples, modalities={names})"
+
+
+@register_data_kind
+class PackedData(DataSection):
+    """Splits packed by ``pldistill pack`` (one HDF5 file each; see pldistill/data/packed.py)."""
+
+    resolution_source: ClassVar[bool] = True
+
+    kind: Literal["packed"]
+    train: str = Field(description="packed train split (.h5)")
+    test: str = Field(description="packed test split (.h5)")
+
+    def build(self):
+        train, test = PackedDataset(self.train), PackedDataset(self.test)
+        if test.classes != train.classes:
+            raise ValueError(f"data.test: classes {test.classes} differ from data.train's {train.classes}")
+        return train, test
+
+    def _layout(self):
+        train = PackedDataset(self.train)
+        return train.modalities, train.classes

@@ -17,11 +17,14 @@ exist in the partner. The two modality names must differ.
 from __future__ import annotations
 
 import zlib
-from typing import Sequence
+from typing import ClassVar, Literal, Sequence
 
 import numpy as np
+from pydantic import Field
 
 from .protocol import PairedDataset
+from .registry import register_data_kind
+from .section import DataSection, keyed
 
 
 class ClassPaired(PairedDataset):
@@ -78,3 +81,39 @@ class ClassPaired(PairedDataset):
                 f"pairing/{self.split}": {"protocol": "each primary sample with a seeded random same-class "
                                           "partner sample (class, not instance)", "seed": self.seed,
                                           "partner_index": self.partner_index.tolist()}}
+
+
+@register_data_kind
+class ClassPairedData(DataSection):
+    """Two one-modality sets paired by class, as AV-MNIST pairs digits with speech."""
+
+    kind: Literal["class_paired"]
+    # Which kinds can be a primary or partner: those flagged class_pairable (bound by the registry, see there).
+    nested_kinds: ClassVar[dict[str, str]] = {"ClassPairableData": "class_pairable"}
+    primary: ClassPairableData = Field(description="one sample per primary sample; its labels and classes")
+    partner: ClassPairableData = Field(description="each primary sample gets a seeded same-class sample of this")
+    pairing_seed: int = 0
+    privileged: list[str] = Field(default_factory=list)
+
+    def _parts(self):
+        return [p.model_copy(update={"image_size": self.image_size}) for p in (self.primary, self.partner)]
+
+    def build(self):
+        (p_train, p_test), (q_train, q_test) = (p.build() for p in self._parts())
+        return (ClassPaired(p_train, q_train, self.pairing_seed, "train"),
+                ClassPaired(p_test, q_test, self.pairing_seed, "test"))
+
+    def _layout(self):
+        (mods_p, classes_p), (mods_q, classes_q) = (
+            keyed(name, p.layout) for name, p in zip(("primary", "partner"), self._parts()))
+        clash = sorted(set(mods_p) & set(mods_q))
+        if clash:
+            raise ValueError(f"partner.modality: {clash} is also the primary's modality; name them apart")
+        missing = [c for c in classes_p if c not in classes_q]
+        if missing:
+            raise ValueError(f"partner: has no samples of the primary's classes {missing} (it has {classes_q})")
+        return {**mods_p, **mods_q}, classes_p
+
+    def input_size(self, modality: str) -> int:
+        part = next((p for p in self._parts() if p.modality == modality), None)
+        return part.input_size(modality) if part is not None else self.image_size

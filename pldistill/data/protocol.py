@@ -1,6 +1,6 @@
 """The dataset protocol: one sample, several named modalities, one label.
 
-Adapters (synthetic shapes, NYU, folders, packed HDF5) implement
+Adapters (one per data kind, in ``pldistill/data/``) implement
 ``PairedDataset``: raw NumPy arrays per modality, read lazily, so that a view
 over a subset of modalities never touches the others. ``ModalityView`` is the
 only thing the training loop sees: it picks the modalities a model is allowed
@@ -9,33 +9,14 @@ to see, applies one joint augmentation, and encodes arrays as tensors.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Callable, Literal, Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-ModalityKind = Literal["image", "depth", "spectrogram", "stack"]
-
-
-@dataclass(frozen=True)
-class Modality:
-    """What a modality is: its channel count and how it is augmented and encoded.
-
-    ``image`` modalities are uint8 H×W×C and get photometric augmentation;
-    ``depth`` modalities are float32 H×W in metres, get the same geometry as
-    the images (as an albumentations mask target) and no colour changes;
-    ``spectrogram`` modalities are float32 H×W (frequency × time), already at
-    their input size, and are never augmented (image geometry is meaningless
-    for them: a flip reverses time).
-    """
-
-    name: str
-    kind: ModalityKind
-    channels: int
-    mean: tuple[float, ...]
-    std: tuple[float, ...]
+from .depth_encoding import encode_depth
+from .modality import Modality  # adapters import it from here too
 
 
 class PairedDataset(Dataset):
@@ -134,7 +115,5 @@ class ModalityView(Dataset):
             parts = self.dataset.stacks[modality.name]
             return torch.cat([self._encode(array[p], self.dataset.modalities[p]) for p in parts])
         if modality.kind == "depth" and self.depth_encoding != "metric":
-            from .depth_encoding import encode_depth
-
             return encode_depth(array, modality, self.depth_encoding)
         return encode(array, modality)

@@ -11,12 +11,15 @@ high-resolution pixels) and noised after (std on the 0–255 scale).
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import ClassVar, Literal, Sequence
 
 import cv2
 import numpy as np
+from pydantic import Field, model_validator
 
 from .protocol import Modality, PairedDataset
+from .registry import register_data_kind
+from .section import DataSection, keyed
 
 
 class ResolutionPairs(PairedDataset):
@@ -69,3 +72,46 @@ class ResolutionPairs(PairedDataset):
         if self.modality in arrays:
             arrays = {**arrays, self.modality: self.degrade(arrays[self.modality])}
         return arrays
+
+
+@register_data_kind
+class ResolutionPairsData(DataSection):
+    """Any image dataset as a resolution pair: ``<modality>_hires`` privileged, ``<modality>`` low-res."""
+
+    kind: Literal["resolution_pairs"]
+    # Which kinds can be the source: those flagged resolution_source (bound by the registry, see there).
+    nested_kinds: ClassVar[dict[str, str]] = {"ResolutionSourceData": "resolution_source"}
+    source: ResolutionSourceData
+    modality: str = "rgb"
+    factor: int = Field(4, ge=2, le=16, description="student resolution = image_size / factor")
+    blur: float = Field(0.0, ge=0, description="Gaussian sigma (high-res pixels) before downsampling")
+    noise: float = Field(0.0, ge=0, description="pixel noise std (0-255) after downsampling")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _hires_is_privileged(cls, raw):
+        if isinstance(raw, dict) and "privileged" not in raw:
+            raw = {**raw, "privileged": [f"{raw.get('modality', 'rgb')}_hires"]}
+        return raw
+
+    @property
+    def needs_resize(self) -> bool:  # type: ignore[override]
+        return self.source.needs_resize
+
+    def _source(self):
+        return self.source.model_copy(update={"image_size": self.image_size})
+
+    def build(self):
+        return tuple(ResolutionPairs(ds, self.modality, self.factor, self.blur, self.noise)
+                     for ds in self._source().build())
+
+    def _layout(self):
+        modalities, classes = keyed("source", self._source().layout)
+        if self.modality not in modalities:
+            raise ValueError(f"data.modality: {self.modality!r} is not a modality of the source ({list(modalities)})")
+        base = modalities[self.modality]
+        hires = f"{self.modality}_hires"
+        return {**modalities, hires: Modality(hires, "image", base.channels, base.mean, base.std)}, classes
+
+    def input_size(self, modality: str) -> int:
+        return self.image_size // self.factor if modality == self.modality else self.image_size

@@ -40,13 +40,17 @@ import json
 import os
 import re
 from pathlib import Path
-from typing import Sequence
+from typing import ClassVar, Literal, Sequence
 
 import numpy as np
+from pydantic import Field
 
 from ..atomic import atomic_path
+from .cache import default_cache_dir
 from .image_classes import interleave, sort_classes
 from .protocol import Modality, only_modality, PairedDataset
+from .registry import register_data_kind
+from .section import RealFilesData, keyed
 
 FSDD_NAME = re.compile(r"^(\d+)_([^_/]+)_(\d+)\.wav$", re.IGNORECASE)
 FSDD_TEST_INDICES = range(5)  # FSDD README: "Recordings numbered 0-4 (inclusive) are in the test"
@@ -171,8 +175,6 @@ class SpokenDigits(PairedDataset):
         self.modalities = {modality: Modality(modality, "spectrogram", 1, *SPECTROGRAM_STATS)}
 
     def _compute(self, params: dict, cache_dir: Path | None) -> np.ndarray:
-        from .synthetic_shapes import default_cache_dir
-
         stats = [(f, (self.folder / f).stat().st_size, (self.folder / f).stat().st_mtime_ns) for f in self.files]
         key = hashlib.sha256(json.dumps([FEATURE_VERSION, params, str(self.folder.resolve()), stats]).encode())
         path = Path(cache_dir or default_cache_dir()) / "spectrograms" / f"{self.split}-{key.hexdigest()[:16]}.npy"
@@ -195,3 +197,38 @@ class SpokenDigits(PairedDataset):
     def load(self, index: int, names: Sequence[str]) -> dict[str, np.ndarray]:
         only_modality(names, self.modality)
         return {n: self._spectrograms[index] for n in names}
+
+
+@register_data_kind
+class SpeechDigitsData(RealFilesData):
+    """FSDD spoken digits, recordings/{digit}_{speaker}_{index}.wav as log-mel spectrograms."""
+
+    class_pairable: ClassVar[bool] = True
+
+    kind: Literal["speech_digits"]
+    modality: str = "speech"
+    size: int = Field(64, ge=16, le=256, description="mel bands = frames: the spectrogram is size × size")
+    duration: float = Field(1.024, gt=0, description="seconds of audio per spectrogram (centred; pad or crop)")
+    n_fft: int = Field(512, ge=32)
+    fmax: float = Field(4000.0, gt=0, description="top of the mel band (Hz); FSDD is sampled at 8 kHz")
+
+    title: ClassVar[str] = "the Free Spoken Digit Dataset"
+    archive: ClassVar[str] = "fsdd-recordings.tar.gz"
+    marker: ClassVar[str | None] = "recordings"
+    needs_resize: ClassVar[bool] = False  # spectrograms come at their input size
+
+    def input_size(self, modality: str) -> int:
+        return self.size if modality == self.modality else self.image_size
+
+    def _split(self, split: str, classes=None):
+        folder = self.folder() / "recordings"
+        return keyed("root", lambda: SpokenDigits(folder, split, self.modality, self.size, self.duration,
+                                                   self.n_fft, self.fmax, classes))
+
+    def build(self):
+        train = self._split("train")
+        return train, self._split("test", train.classes)
+
+    def _layout(self):
+        train = self._split("train")
+        return train.modalities, train.classes

@@ -36,14 +36,17 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Sequence
+from typing import ClassVar, Literal, Sequence
 
 import numpy as np
 from PIL import Image
+from pydantic import ConfigDict, Field
 
 from .image_classes import RGB_STATS, read_picture
 from .nyu import scene_class, scene_classes
 from .protocol import Modality, PairedDataset
+from .registry import register_data_kind
+from .section import RealFilesData, keyed
 
 DEPTH_FOLDERS = {"bfx": "depth_bfx", "raw": "depth"}
 MODALITIES = {
@@ -136,3 +139,35 @@ class SUNRGBDFrames(PairedDataset):
         return {f"sunrgbd/{self.split}": {"root": str(self.root), "protocol": "seeded hold-out",
                                           "seed": self.seed, "test_fraction": self.test_fraction,
                                           "frames": self.frames}}
+
+
+@register_data_kind
+class SUNRGBDData(RealFilesData):
+    """SUN RGB-D frames in their original layout: image/*.jpg, 16-bit depth PNG, scene.txt."""
+
+    resolution_source: ClassVar[bool] = True
+
+    kind: Literal["sunrgbd"]
+    depth: Literal["bfx", "raw"] = Field("bfx", description="bfx: depth_bfx/ (holes filled); raw: depth/")
+    classes_protocol: Literal["all"] | list[str] = Field("all", alias="classes",
+                                                         description="all, or a list (others → 'other')")
+    test_list: str | None = Field(None, description="text file of test frame folders (relative to root)")
+    test_fraction: float = Field(0.5, gt=0, lt=1, description="without test_list: seeded hold-out share")
+    split_seed: int = 0
+    max_depth: float | None = Field(8.0, gt=0, description="metres; the toolbox clips at 8 m")
+    image_size: int = Field(64, ge=16, le=512)
+    privileged: list[str] = Field(default_factory=lambda: ["depth"])
+
+    title: ClassVar[str] = "SUN RGB-D"
+    archive: ClassVar[str] = "sunrgbd-toy.tar.gz"
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, populate_by_name=True)
+
+    def build(self):
+        folder = self.folder()
+        return tuple(keyed("root", lambda s=s: SUNRGBDFrames(
+            folder, s, self.depth, self.classes_protocol, self.test_list, self.test_fraction, self.split_seed,
+            self.max_depth)) for s in ("train", "test"))
+
+    def _layout(self):
+        train, test = self.build()
+        return MODALITIES, train.classes

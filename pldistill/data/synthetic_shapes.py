@@ -12,13 +12,17 @@ import hashlib
 import json
 import os
 from pathlib import Path
-from typing import Sequence
+from typing import ClassVar, Literal, Sequence
 
 import h5py
 import numpy as np
+from pydantic import Field
 
+from .cache import default_cache_dir  # run.py and cli.py import it from here too
 from .protocol import Modality, PairedDataset
+from .registry import register_data_kind
 from .render import FAR, SHAPES, draw_scenes, render
+from .section import DataSection
 
 GENERATOR_VERSION = 1  # bump when the renderer's output changes
 _CHUNK = 500  # scenes rendered per call: bounds memory at ~100 MB
@@ -27,10 +31,6 @@ MODALITIES = {
     "rgb": Modality("rgb", "image", 3, (0.5, 0.5, 0.5), (0.25, 0.25, 0.25)),
     "depth": Modality("depth", "depth", 1, (FAR / 2,), (FAR / 4,)),
 }
-
-
-def default_cache_dir() -> Path:
-    return Path(os.environ.get("PLDISTILL_CACHE", ".cache/pldistill"))
 
 
 def _split_seed(seed: int, split: str) -> int:
@@ -135,3 +135,31 @@ class SyntheticShapes(PairedDataset):
 
     def label(self, index: int) -> int:
         return int(self._arrays["label"][index])
+
+
+@register_data_kind
+class SyntheticShapesData(DataSection):
+    """The embedded paired RGB-D set (see datasets/synthetic_shapes.md)."""
+
+    resolution_source: ClassVar[bool] = True
+
+    kind: Literal["synthetic_shapes"] = "synthetic_shapes"
+    num_train: int = Field(4000, gt=0)
+    num_test: int = Field(1000, gt=0)
+    noise: float = Field(0.04, ge=0, description="std of RGB pixel noise (0-1 scale)")
+    camouflage: float = Field(0.5, ge=0, le=1, description="P(object wears the wall's colours)")
+    ambient: float = Field(0.4, ge=0, le=1, description="unshaded share of light in RGB")
+    contrast: float = Field(0.3, ge=0, le=1, description="stripe contrast of the textures")
+    seed: int = 0
+    cache_dir: str | None = None
+
+    needs_resize: ClassVar[bool] = False
+
+    def _layout(self):
+        return MODALITIES, SyntheticShapes.classes
+
+    def build(self):
+        common = dict(image_size=self.image_size, seed=self.seed, noise=self.noise, camouflage=self.camouflage,
+                      ambient=self.ambient, contrast=self.contrast,
+                      cache_dir=Path(self.cache_dir) if self.cache_dir else None)
+        return SyntheticShapes("train", self.num_train, **common), SyntheticShapes("test", self.num_test, **common)
