@@ -304,21 +304,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .checkpoint import CheckpointError
-    from .distributed import DistributedError
-    from .export import ExportError
-    from .models import WeightsError
-    from .recipe import RecipeError
-    from .run import ResumeError
+    from .errors import PldistillError
 
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (RecipeError, CheckpointError, FileNotFoundError, ResumeError, WeightsError, FloatingPointError,
-            ExportError) as exc:
-        print(f"pldistill: error: {exc}", file=sys.stderr)
-        return 2
-    except DistributedError as exc:  # another process of a torchrun job failed; its own error is above
+    # PldistillError: every error of ours (a DistributedError's own cause is in the failed process's output)
+    except (PldistillError, FileNotFoundError, FloatingPointError) as exc:
         print(f"pldistill: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -18,6 +18,7 @@ from typing import Annotated, Any, Literal, Sequence, Union
 import yaml
 from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 
+from .errors import PldistillError
 from .models import UnknownModelError, check_model_name
 from .recipe_data import (
     DATA_KINDS,
@@ -35,7 +36,7 @@ from .recipe_data import (
 )
 
 
-class RecipeError(ValueError):
+class RecipeError(PldistillError, ValueError):
     """A recipe that cannot run; the message names the file and the key."""
 
 

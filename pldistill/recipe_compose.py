@@ -20,6 +20,8 @@ from typing import Any
 
 import yaml
 
+from .errors import PldistillError
+
 COMMAND_LINE = "command line"
 
 # ``distill.loss=NAME[+NAME…]``: a command-line shorthand for a whole losses list,
@@ -34,7 +36,7 @@ LOSS_PRESETS: dict[str, dict] = {
 }
 
 
-class CompositionError(ValueError):
+class CompositionError(PldistillError, ValueError):
     """A ``base:`` chain or an override that cannot be applied; the message names where."""
 
 

@@ -42,6 +42,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from ..atomic import atomic_path
+from ..errors import PldistillError
 from .protocol import Modality, PairedDataset
 
 SCHEMA_VERSION = 1  # bump when the layout changes; readers refuse newer files
@@ -49,7 +50,7 @@ DEFAULT_COMPRESSION = "lzf"  # see the module docstring and bench/packed_read.py
 _BLOCK_BYTES = 64 << 20  # samples buffered per write: bounds memory at ~64 MB
 
 
-class PackedDatasetError(ValueError):
+class PackedDatasetError(PldistillError, ValueError):
     """A packed file that cannot be written or read as this version expects."""
 
 

@@ -1,0 +1,12 @@
+"""The one base class of pldistill's own errors."""
+
+from __future__ import annotations
+
+
+class PldistillError(Exception):
+    """A problem the user can fix (a recipe key, a file, a run folder); the message says what and where.
+
+    The command line prints its message as one ``pldistill: error: …`` line and exits with status 2,
+    without a traceback. Subclasses keep a builtin second base (ValueError, RuntimeError) so that
+    ``except ValueError`` callers still catch them.
+    """
