@@ -94,5 +94,16 @@ bench: $(BENCH_STAMP)
 test: $(STAMP)
 	$(PY) -m pytest -q tests
 
+# Research reproductions beside the library (experiments/README.md): Lopez-Paz et al. 2016
+#   make gd-synthetic [reps=100]     make gd-mnist [mnist=../shared/data/mnist-png.tar.gz]
+reps  ?= 100
+mnist ?= ../shared/data/mnist-png.tar.gz
+.PHONY: gd-synthetic gd-mnist
+gd-synthetic: $(STAMP)
+	$(PY) -m experiments.generalized_distillation --reps $(reps)
+
+gd-mnist: $(STAMP)
+	$(PY) -m experiments.gd_mnist --data $(mnist)
+
 clean-cache:
 	rm -rf .cache/pldistill
