@@ -20,6 +20,7 @@ from pydantic import BaseModel, Field, ValidationError, field_validator, model_v
 
 from .errors import PldistillError
 from .models import UnknownModelError, check_model_name
+from .recipe_compose import CompositionError, apply_override, compose, parse_override
 from .recipe_data import (
     DATA_KINDS,
     ClassPairedData,
@@ -387,10 +388,8 @@ def read_yaml(path: Path, what: str = "recipe") -> Any:
 
 def compose_recipe(path: str | Path, overrides: Sequence[str] = ()) -> tuple[Any, Any]:
     """The raw recipe after its ``base:`` chain and ``key=value`` overrides, and who set each key."""
-    from .recipe_compose import CompositionError, apply_override, compose, parse_override
-
     try:
-        raw, sources = compose(Path(path))
+        raw, sources = compose(Path(path), read_yaml)
         for text in overrides:
             if not isinstance(raw, dict):
                 break  # parse_recipe reports the non-mapping recipe

@@ -16,7 +16,7 @@ one dataset kind mean nothing to another.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import yaml
 
@@ -90,11 +90,12 @@ def _base_path(child: Path, base: Any) -> Path:
     return path
 
 
-def compose(path: Path, read=None) -> tuple[Any, Sources]:
-    """The recipe at ``path`` with its ``base:`` chain merged in (base first), and who set what."""
-    from .recipe import read_yaml
+def compose(path: Path, read: Callable[[Path], Any]) -> tuple[Any, Sources]:
+    """The recipe at ``path`` with its ``base:`` chain merged in (base first), and who set what.
 
-    read = read or read_yaml
+    ``read`` turns one file into plain data (``recipe.read_yaml``): passed in, so that this module never
+    imports recipe.py, which imports it.
+    """
     chain: list[tuple[Path, Any]] = []
     seen: list[Path] = []
     current = Path(path)
