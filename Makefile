@@ -109,5 +109,16 @@ $(DOCS_STAMP): $(STAMP)
 docs: $(DOCS_STAMP)
 	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --site-dir site
 
+# Research reproductions beside the library (experiments/README.md): Lopez-Paz et al. 2016
+#   make gd-synthetic [reps=100]     make gd-mnist [mnist=../shared/data/mnist-png.tar.gz]
+reps  ?= 100
+mnist ?= ../shared/data/mnist-png.tar.gz
+.PHONY: gd-synthetic gd-mnist
+gd-synthetic: $(STAMP)
+	$(PY) -m experiments.generalized_distillation --reps $(reps)
+
+gd-mnist: $(STAMP)
+	$(PY) -m experiments.gd_mnist --data $(mnist)
+
 clean-cache:
 	rm -rf .cache/pldistill

@@ -3,7 +3,7 @@
 For finished class-paired comparisons (speech_to_digits, digits_to_speech), each
 seed's trained teacher is run once over the training set with its own,
 privileged inputs; partners are then redrawn within their class many times per
-batch (pldistill/class_pairing.py) to split the teacher's similarity matrix into
+batch (experiments/class_pairing.py) to split the teacher's similarity matrix into
 the part the batch's classes fix and the part the draw adds. The second part,
 weighted by the recipe's γ, is what SP keeps charging however good the student
 is; it is set beside the SP student's final training terms. Trains nothing.
@@ -27,6 +27,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from machine import describe_machine, provenance  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.append(str(ROOT))  # experiments/ (the diagnostics) lives beside the package, not in it
 RESULTS = Path(__file__).parent / "results"
 DEFAULT = ["runs/speech_to_digits_losses", "runs/digits_to_speech_losses"]
 
@@ -83,9 +84,10 @@ def final_terms(seed_dir: Path, row: str) -> dict:
 def measure(folder: Path, batches: int, redraws: int) -> list[dict]:
     import yaml
 
-    from pldistill.class_pairing import sp_class_pairing_floor
     from pldistill.compare import load_comparison
     from pldistill.data import build_datasets
+
+    from experiments.class_pairing import sp_class_pairing_floor
 
     info = json.loads((folder / "comparison.json").read_text())
     recorded = yaml.safe_load((folder / "comparison.yaml").read_text())

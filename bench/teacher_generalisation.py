@@ -4,7 +4,7 @@ For the newest finished comparison of each real-data recipe, every seed's
 teacher runs once over the training and the test set (its own, privileged
 inputs, no augmentation). Per split: accuracy, mean true-class probability and
 the mean probability mass its T = 4 soft targets put on the other classes
-(pldistill/teacher_signal.py), which is what KD has to pass on beyond the label.
+(experiments/teacher_signal.py), which is what KD has to pass on beyond the label.
 Set beside each comparison's SP and KD gains over scratch. Trains nothing.
 
     .venv/bin/python bench/teacher_generalisation.py                     # the newest folder of each
@@ -27,6 +27,7 @@ from machine import describe_machine, provenance  # noqa: E402
 from sp_class_pairing import newest, relative, teacher_outputs  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.append(str(ROOT))  # experiments/ (the diagnostics) lives beside the package, not in it
 RESULTS = Path(__file__).parent / "results"
 DEFAULT = ["runs/speech_to_digits_losses", "runs/digits_to_speech_losses", "runs/cifar10_hires_to_lowres_losses",
            "runs/dtd10_hires_to_lowres_losses"]
@@ -38,7 +39,8 @@ def measure(folder: Path) -> list[dict]:
 
     from pldistill.compare import load_comparison
     from pldistill.data import build_datasets
-    from pldistill.teacher_signal import signal_summary
+
+    from experiments.teacher_signal import signal_summary
 
     info = json.loads((folder / "comparison.json").read_text())
     recorded = yaml.safe_load((folder / "comparison.yaml").read_text())

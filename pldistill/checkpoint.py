@@ -14,9 +14,10 @@ from typing import Any
 import torch
 
 from .atomic import atomic_path
+from .errors import PldistillError
 
 
-class CheckpointError(RuntimeError):
+class CheckpointError(PldistillError, RuntimeError):
     pass
 
 

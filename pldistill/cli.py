@@ -123,39 +123,6 @@ def _predict(args: argparse.Namespace) -> int:
     return 0
 
 
-def _gd_synthetic(args: argparse.Namespace) -> int:
-    import time
-
-    from .generalized_distillation import results_table, run_synthetic
-
-    started = time.perf_counter()
-    results = []
-    for experiment in args.experiments:
-        results.append(run_synthetic(experiment, reps=args.reps, seed=args.seed))
-        print(f"experiment {experiment} done ({args.reps} repetitions)", file=sys.stderr)
-    table = results_table(results)
-    print(table)
-    print(f"{time.perf_counter() - started:.0f} s; accuracy mean ± std over {args.reps} repetitions")
-    return 0
-
-
-def _gd_mnist(args: argparse.Namespace) -> int:
-    from .data.synthetic_shapes import default_cache_dir
-    from .gd_mnist import PUBLISHED, mnist_arrays, run_mnist, summarise
-
-    data = mnist_arrays(args.data, default_cache_dir())
-    print("| n | teacher 28×28 | student 7×7 alone | best distilled (T, λ) | published (teacher / student / distilled) |")
-    print("|---:|---:|---:|---|---|")
-    for n in args.n:
-        s = summarise(run_mnist(data, n, splits=args.splits, seed=args.seed))
-        cell = lambda v: f"{v[0]:.1f} ± {v[1]:.1f}"  # noqa: E731
-        published = " / ".join(f"{v:.1f}" for v in PUBLISHED.get(n, ())) or "n/a"
-        print(f"| {n} | {cell(s['teacher'])} | {cell(s['student'])} | {cell(s['distilled'])} "
-              f"(T={s['best_T']}, λ={s['best_lambda']}) | {published} |")
-    print(f"accuracy % on the 10,000 test digits, mean ± std over {args.splits} random training splits")
-    return 0
-
-
 TOP_EXAMPLES = """examples:
   pldistill run recipes/depth_to_rgb.yaml                          teacher, scratch and distilled student
   pldistill run recipes/depth_to_rgb.yaml schedule.epochs=4 distill.losses.sp.weight=1000
@@ -281,44 +248,17 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--top", type=int, default=1, help="also list the next most likely classes")
     predict.add_argument("--json", action="store_true", help="one JSON object per image")
     predict.set_defaults(func=_predict)
-    gd = sub.add_parser(
-        "gd-synthetic",
-        help="reproduce the four synthetic experiments of generalized distillation (Lopez-Paz et al. 2016)",
-        epilog="example: pldistill gd-synthetic --reps 100   (~30 s on 2 CPU cores)",
-    )
-    gd.add_argument("--experiments", type=int, nargs="+", default=[1, 2, 3, 4], choices=[1, 2, 3, 4])
-    gd.add_argument("--reps", type=int, default=100, help="repetitions (fresh data and α each)")
-    gd.add_argument("--seed", type=int, default=0)
-    gd.set_defaults(func=_gd_synthetic)
-    gdm = sub.add_parser(
-        "gd-mnist",
-        help="generalized distillation on MNIST: 28×28 teacher, 7×7 student (Lopez-Paz et al. 2016)",
-        epilog="example: pldistill gd-mnist --data ../shared/data/mnist-png.tar.gz   (~20 s)",
-    )
-    gdm.add_argument("--data", type=Path, required=True, help="MNIST PNG folder or mnist-png.tar.gz")
-    gdm.add_argument("--n", type=int, nargs="+", default=[300, 500], help="training-set sizes")
-    gdm.add_argument("--splits", type=int, default=10, help="random training splits to average")
-    gdm.add_argument("--seed", type=int, default=0)
-    gdm.set_defaults(func=_gd_mnist)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .checkpoint import CheckpointError
-    from .distributed import DistributedError
-    from .export import ExportError
-    from .models import WeightsError
-    from .recipe import RecipeError
-    from .run import ResumeError
+    from .errors import PldistillError
 
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (RecipeError, CheckpointError, FileNotFoundError, ResumeError, WeightsError, FloatingPointError,
-            ExportError) as exc:
-        print(f"pldistill: error: {exc}", file=sys.stderr)
-        return 2
-    except DistributedError as exc:  # another process of a torchrun job failed; its own error is above
+    # PldistillError: every error of ours (a DistributedError's own cause is in the failed process's output)
+    except (PldistillError, FileNotFoundError, FloatingPointError) as exc:
         print(f"pldistill: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -28,13 +28,15 @@ from torch import Tensor, nn
 from torch.utils.data import Dataset, Sampler
 from torch.utils.data.distributed import DistributedSampler
 
+from .errors import PldistillError
+
 T = TypeVar("T")
 TIMEOUT_ENV = "PLDISTILL_DIST_TIMEOUT"
 DEFAULT_TIMEOUT_S = 600.0
 _joined = False  # this process joined a torchrun group (see exit_job)
 
 
-class DistributedError(RuntimeError):
+class DistributedError(PldistillError, RuntimeError):
     """Another process of the job failed or stopped answering; its own error is in its output."""
 
 

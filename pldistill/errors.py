@@ -1,10 +1,15 @@
-"""One base class for every problem a user can fix: the CLI prints its message as one line and exits 2."""
+"""The one base class of pldistill's own errors."""
 
 from __future__ import annotations
 
 
 class PldistillError(Exception):
-    """A problem the user can fix (a recipe key, a file, a flag); the message says what and how."""
+    """A problem the user can fix (a recipe key, a file, a run folder); the message says what and where.
+
+    The command line prints its message as one ``pldistill: error: …`` line and exits with status 2,
+    without a traceback. Subclasses keep a builtin second base (ValueError, RuntimeError) so that
+    ``except ValueError`` callers still catch them.
+    """
 
 
 class RecipeError(PldistillError, ValueError):

@@ -26,12 +26,13 @@ import torch
 from timm.models import save_for_hf
 
 from .checkpoint import load_checkpoint
+from .errors import PldistillError
 from .models import size_kwargs
 
 STUDENTS = ("distilled", "scratch")
 
 
-class ExportError(ValueError):
+class ExportError(PldistillError, ValueError):
     """A run folder that cannot be exported; the message says why and what to do."""
 
 

@@ -15,8 +15,10 @@ import timm
 import torch
 from torch import Tensor, nn
 
+from .errors import PldistillError
 
-class UnknownModelError(ValueError):
+
+class UnknownModelError(PldistillError, ValueError):
     pass
 
 
@@ -29,7 +31,7 @@ def check_model_name(name: str) -> None:
     raise UnknownModelError(f"timm has no model named {name!r}{hint}")
 
 
-class WeightsError(ValueError):
+class WeightsError(PldistillError, ValueError):
     """A local weights file that is missing, unreadable or does not fit the model."""
 
 

@@ -22,6 +22,7 @@ from .data.registry import data_kinds, data_union
 from .errors import RecipeError
 from .losses.registry import LossSpec, all_losses, loss_names, loss_spec
 from .models import UnknownModelError, check_model_name
+from .recipe_compose import CompositionError, apply_override, compose, parse_override
 from .section import Section
 
 
@@ -173,18 +174,30 @@ class Logging(Section):
         return self
 
 
-# Data keys added after teachers were first cached: hashed only when set away from their
-# default, so existing cached teachers stay valid and a different setting never reuses them.
-_LATER_KEYS = {"depth_encoding": "metric", "stack": {}}
-
-
-# Schedule keys added later that change how the teacher trains: hashed only away from their default.
-_LATER_SCHEDULE_KEYS = {"precision": "fp32"}
-
-
-def _hashed_data(data) -> dict:
-    dumped = data.model_dump(exclude={"cache_dir", "privileged"})
-    return {k: v for k, v in dumped.items() if not (k in _LATER_KEYS and v == _LATER_KEYS[k])}
+# Recipe.teacher_hash hashes every field of data, teacher and schedule (and the seed) except these,
+# which cannot shape a trained teacher: bookkeeping, or where and how fast the same training runs
+# (floating-point rounding, which loader worker draws which augmentation), never what it trains on or
+# how. tests/test_teacher_hash.py makes every new field pick a side. (Replacing the include-list this
+# was before invalidated the teachers cached until then, once.)
+TEACHER_HASH_EXCLUDES: dict[str, dict[str, str]] = {
+    "data": {
+        "cache_dir": "where rendered samples are kept on disk, not what they are",
+        "privileged": "which modalities the student may not take; the teacher reads its own either way",
+        "stack": "replaced by the one stack the teacher reads, if any: other stacks never reach its loader",
+    },
+    "teacher": {
+        "train": "only trained teachers are cached (train: false uses the weights as they are)",
+        "data": "a source-domain teacher is hashed with that data as 'data' (see Run.teacher)",
+    },
+    "schedule": {
+        "epochs": "replaced by the teacher's own count, teacher_epochs or epochs",
+        "teacher_epochs": "the same",
+        "checkpoint_every": "when resumable state is saved; training goes on the same",
+        "num_workers": "how many processes load the same batches",
+        "device": "where it trains, not what: 'auto' resolves per machine",
+        "channels_last": "the memory layout of the same tensors",
+    },
+}
 
 
 class Recipe(Section):
@@ -198,20 +211,15 @@ class Recipe(Section):
     logging: Logging = Logging()
 
     def teacher_hash(self) -> str:
-        """Hash of everything that shapes the teacher: equal hash → reusable teacher."""
-        s = self.schedule
+        """Hash of everything that can shape the teacher: equal hash → reusable teacher."""
+        skip = {section: set(fields) for section, fields in TEACHER_HASH_EXCLUDES.items()}
+        s, stack = self.schedule, self.data.stack
         keyed = {
-            "data": _hashed_data(self.data),
-            # only trained teachers are cached; a source-domain teacher's data is hashed as 'data' (see Run.teacher)
-            "teacher": self.teacher.model_dump(exclude={"train", "data"}),
+            "data": {**self.data.model_dump(exclude=skip["data"]),
+                     "stack": {m: stack[m] for m in stack if m == self.teacher.modality}},
+            "teacher": self.teacher.model_dump(exclude=skip["teacher"]),
             "seed": self.seed,
-            "schedule": {
-                "epochs": s.teacher_epochs or s.epochs,
-                **s.model_dump(
-                    include={"batch_size", "lr", "weight_decay", "optimizer", "warmup_epochs", "grad_clip"}
-                ),
-                **{k: getattr(s, k) for k, default in _LATER_SCHEDULE_KEYS.items() if getattr(s, k) != default},
-            },
+            "schedule": {**s.model_dump(exclude=skip["schedule"]), "epochs": s.teacher_epochs or s.epochs},
         }
         return hashlib.sha256(json.dumps(keyed, sort_keys=True).encode()).hexdigest()[:16]
 
@@ -416,10 +424,8 @@ def read_yaml(path: Path, what: str = "recipe") -> Any:
 
 def compose_recipe(path: str | Path, overrides: Sequence[str] = ()) -> tuple[Any, Any]:
     """The raw recipe after its ``base:`` chain and ``key=value`` overrides, and who set each key."""
-    from .recipe_compose import CompositionError, apply_override, compose, parse_override
-
     try:
-        raw, sources = compose(Path(path))
+        raw, sources = compose(Path(path), read_yaml)
         for text in overrides:
             if not isinstance(raw, dict):
                 break  # parse_recipe reports the non-mapping recipe

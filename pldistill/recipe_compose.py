@@ -16,13 +16,15 @@ one dataset kind mean nothing to another.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import yaml
 
+from .errors import PldistillError
+
 COMMAND_LINE = "command line"
 
-class CompositionError(ValueError):
+class CompositionError(PldistillError, ValueError):
     """A ``base:`` chain or an override that cannot be applied; the message names where."""
 
 
@@ -76,11 +78,12 @@ def _base_path(child: Path, base: Any) -> Path:
     return path
 
 
-def compose(path: Path, read=None) -> tuple[Any, Sources]:
-    """The recipe at ``path`` with its ``base:`` chain merged in (base first), and who set what."""
-    from .recipe import read_yaml
+def compose(path: Path, read: Callable[[Path], Any]) -> tuple[Any, Sources]:
+    """The recipe at ``path`` with its ``base:`` chain merged in (base first), and who set what.
 
-    read = read or read_yaml
+    ``read`` turns one file into plain data (``recipe.read_yaml``): passed in, so that this module never
+    imports recipe.py, which imports it.
+    """
     chain: list[tuple[Path, Any]] = []
     seen: list[Path] = []
     current = Path(path)

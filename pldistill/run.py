@@ -34,6 +34,7 @@ from .checkpoint import CheckpointError, load_checkpoint, save_atomic
 from .data import JointTransform, ModalityView, build_datasets
 from .data.splits import write_split_record
 from .data.synthetic_shapes import default_cache_dir
+from .errors import PldistillError
 from .losses.terms import DistillTerm, build_terms
 from .probe import AlignmentProbe
 from .models import TappedModel, build_model, classifier_outputs, count_parameters, read_state_dict
@@ -415,7 +416,7 @@ def _report(run_dir: Path, tracker: Tracker) -> None:
     print(f"report: {page}")
 
 
-class ResumeError(ValueError):
+class ResumeError(PldistillError, ValueError):
     """A run folder that cannot be resumed with this recipe."""
 
 

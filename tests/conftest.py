@@ -1,4 +1,6 @@
 import os
+import sys
+from pathlib import Path
 
 # Set before anything imports wandb/timm/albumentations: offline, no update checks.
 os.environ["WANDB_MODE"] = "offline"
@@ -7,6 +9,11 @@ os.environ["NO_ALBUMENTATIONS_UPDATE"] = "1"
 os.environ.setdefault("WANDB_SILENT", "true")
 
 import pytest  # noqa: E402
+
+# experiments/ (research code beside the package, not installed) imports as `experiments.*` however
+# pytest is started (`pytest tests`, `python -m pytest`, from another folder).
+if str(Path(__file__).resolve().parents[1]) not in sys.path:
+    sys.path.append(str(Path(__file__).resolve().parents[1]))
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -1,6 +1,7 @@
 """Benchmarks are not run by the tests (they take hours), but they must not rot: every script `make bench`
 runs starts and parses its options, and BENCHMARKS.md is assembled from the results files."""
 
+import os
 import re
 import subprocess
 import sys
@@ -25,6 +26,18 @@ def test_benchmark_script_starts(script):
     done = subprocess.run([sys.executable, script, "--help"], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert "usage:" in done.stdout
+
+
+def test_bench_scripts_find_the_experiments_beside_the_package(tmp_path):
+    """experiments/ is not installed: the scripts that use it put the repository root on sys.path."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    code = ("import runpy, sys; "
+            f"runpy.run_path({str(ROOT / 'bench' / 'teacher_generalisation.py')!r}, run_name='bench'); "
+            "import experiments.teacher_signal, experiments.class_pairing; print(experiments.__file__)")
+    done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert str(ROOT.resolve() / "experiments") in done.stdout
 
 
 def test_benchmarks_md_is_every_results_file_one_level_down(tmp_path, monkeypatch):

@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from pldistill.class_pairing import floor_of_draws, partner_draws, sp_class_pairing_floor
+from experiments.class_pairing import floor_of_draws, partner_draws, sp_class_pairing_floor
 
 
 def test_floor_matches_a_hand_computed_two_sample_case():

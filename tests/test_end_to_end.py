@@ -13,7 +13,7 @@ from pldistill.data import ModalityView, SyntheticShapes
 from pldistill.models import TappedModel, build_model
 from pldistill.probe import AlignmentProbe
 from pldistill.train import evaluate
-from pldistill.wandb_offline import read_offline_run
+from wandb_offline import read_offline_run
 
 TINY = {
     "name": "tiny",

@@ -6,8 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pldistill.cli import main
-from pldistill.gd_mnist import downsample, load_mnist_folder, run_mnist, summarise
+from experiments.gd_mnist import downsample, load_mnist_folder, main, run_mnist, summarise
 
 SHARED = Path(__file__).parents[1].parent / "shared" / "data" / "mnist-png.tar.gz"
 
@@ -39,7 +38,7 @@ def test_folder_reader_downsampling_and_the_batched_grid(tmp_path):
 @pytest.mark.skipif(not SHARED.exists(), reason=f"real MNIST copy not found at {SHARED}")
 def test_real_mnist_reproduces_the_papers_n300_row(tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("PLDISTILL_CACHE", str(tmp_path))
-    assert main(["gd-mnist", "--data", str(SHARED), "--n", "300", "--splits", "3"]) == 0
+    assert main(["--data", str(SHARED), "--n", "300", "--splits", "3"]) == 0
     row = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("| 300 |"))
     teacher, student, distilled = (float(cell.split("±")[0]) for cell in row.split("|")[2:5])
     assert 75 < teacher < 86 and 42 < student < 55  # paper: 80.1 and 47.0

@@ -2,8 +2,7 @@
 
 import numpy as np
 
-from pldistill.cli import main
-from pldistill.generalized_distillation import make_split, run_synthetic
+from experiments.generalized_distillation import main, make_split, run_synthetic
 
 
 def test_data_follow_the_papers_definitions():
@@ -30,6 +29,6 @@ def test_distillation_helps_with_clean_privileged_features_and_not_in_the_noisy_
 
 
 def test_command_prints_the_table_with_the_published_numbers(capsys):
-    assert main(["gd-synthetic", "--experiments", "3", "--reps", "4"]) == 0
+    assert main(["--experiments", "3", "--reps", "4"]) == 0
     out = capsys.readouterr().out
     assert "| 3 relevant features |" in out and "| 98 / 89 / 97 |" in out

@@ -117,3 +117,15 @@ def test_shipped_composed_recipes_inherit_the_flagship():
     transfer = load_recipe(RECIPES / "domain_transfer.yaml")
     assert transfer.teacher.data is not None and transfer.teacher.data.ambient != transfer.data.ambient
     assert transfer.student == flagship.student
+
+
+def test_composition_never_imports_the_recipe_module():
+    """recipe.py imports recipe_compose; the other way round would be a cycle (the reader is passed in)."""
+    import ast
+
+    import pldistill.recipe_compose as compose_module
+
+    tree = ast.parse(Path(compose_module.__file__).read_text())
+    imported = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+    imported |= {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
+    assert not {"recipe", "pldistill.recipe"} & imported, imported

@@ -10,7 +10,7 @@ import pldistill.run as run_module
 from pldistill.cli import main
 from pldistill.recipe import RecipeError
 from pldistill.sweep import grid_cells, sweep_markdown
-from pldistill.wandb_offline import read_offline_run
+from wandb_offline import read_offline_run
 
 TINY = {
     "name": "tiny_sweep",

@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from pldistill.teacher_signal import non_label_mass, signal_summary
+from experiments.teacher_signal import non_label_mass, signal_summary
 
 
 def test_non_label_mass_matches_hand_computed_softmax():

@@ -43,6 +43,7 @@ from tqdm.auto import tqdm
 from pydantic import Field
 
 from ..atomic import atomic_path
+from ..errors import PldistillError
 from .protocol import Modality, PairedDataset
 from .registry import register_data_kind
 from .section import DataSection
@@ -52,7 +53,7 @@ DEFAULT_COMPRESSION = "lzf"  # see the module docstring and bench/packed_read.py
 _BLOCK_BYTES = 64 << 20  # samples buffered per write: bounds memory at ~64 MB
 
 
-class PackedDatasetError(ValueError):
+class PackedDatasetError(PldistillError, ValueError):
     """A packed file that cannot be written or read as this version expects."""
 
 

@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import Tensor
 
-from .losses.sp import similarity_matrix
+from pldistill.losses import similarity_matrix
 
 
 @dataclass

@@ -2,8 +2,8 @@
 
 Offline runs keep everything in one append-only file (LevelDB log framing,
 one protobuf ``Record`` per entry) and no JSON copies, and wandb ships no
-Python reader for it. This small reader lets tests prove what was logged and
-lets reports be rebuilt from a run folder without a network.
+Python reader for it. This small reader lets the tests prove what was logged
+(a test helper, not part of the installed library).
 """
 
 from __future__ import annotations
