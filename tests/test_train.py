@@ -2,7 +2,8 @@ import torch
 
 from pldistill.losses import sp_loss
 from pldistill.models import TappedModel, build_model
-from pldistill.train import DistillTerm, distill_step, fit
+from pldistill.engine import Schedule, distill_step, fit
+from pldistill.losses.terms import DistillTerm
 from random_pairs import RandomPairs
 
 
@@ -35,9 +36,9 @@ def test_frozen_teacher_stays_in_eval_mode_and_unchanged_while_the_student_train
     teacher, student = _models()
     before = {k: v.clone() for k, v in teacher.state_dict().items()}
     loader = torch.utils.data.DataLoader(RandomPairs(n=48, size=32), batch_size=8, drop_last=True)
-    fit(student, "rgb", loader, loader, epochs=1, lr=1e-3, weight_decay=0.0, device=torch.device("cpu"),
-        teacher=teacher, teacher_modality="depth", terms=[DistillTerm("sp", sp_loss, 100.0, 0, 0)],
-        progress=False)
+    fit(student, "rgb", loader, loader, schedule=Schedule(epochs=1, lr=1e-3, weight_decay=0.0),
+        device=torch.device("cpu"), teacher=teacher, teacher_modality="depth",
+        terms=[DistillTerm("sp", sp_loss, 100.0, 0, 0)])
     assert not teacher.training
     for key, value in teacher.state_dict().items():
         torch.testing.assert_close(value, before[key], msg=key)  # BN running stats too
@@ -66,7 +67,8 @@ def test_fitnet_regressor_is_trained_with_the_student():
     hint = FitNetHint(student_channels=576, teacher_channels=512)
     before = hint.regressor.weight.detach().clone()
     loader = torch.utils.data.DataLoader(RandomPairs(n=48, size=32), batch_size=8, drop_last=True)
-    fit(student, "rgb", loader, loader, epochs=1, lr=1e-3, weight_decay=0.0, device=torch.device("cpu"),
-        teacher=teacher, teacher_modality="depth", terms=[DistillTerm("fitnet", hint, 1.0, 0, 0)],
-        progress=False)
+    fit(student, "rgb", loader, loader, schedule=Schedule(epochs=1, lr=1e-3, weight_decay=0.0),
+        device=torch.device("cpu"), teacher=teacher, teacher_modality="depth",
+        terms=[DistillTerm("fitnet", hint, 1.0, 0, 0)])
     assert not torch.equal(before, hint.regressor.weight)
+
