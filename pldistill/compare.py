@@ -334,7 +334,8 @@ def _train_seed(run_dir: Path, comparison: Comparison, base: Recipe, variants: d
         for name, variant in variants.items():
             modality = variant.teacher.modality
             control_row = f"teacher_{modality}"
-            if modality != base.teacher.modality and (name in todo or control_row in todo) and modality not in controls:
+            wanted = name in todo or control_row in todo
+            if modality != base.teacher.modality and wanted and modality not in controls:
                 sub = control_run(run, variant.model_copy(update={"seed": seed}), control_row)
                 tutor, info = obtain_teacher(sub, step=f"{head}control ")
                 controls[modality] = (sub, tutor)

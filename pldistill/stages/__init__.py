@@ -10,7 +10,8 @@
 
 from .context import Run
 from .data import RunData, make_loader
-from .folder import ResumeError, RunFolder, check_resumable, find_interrupted, new_run_dir, recipe_differences, write_recipe
+from .folder import (ResumeError, RunFolder, check_resumable, find_interrupted, new_run_dir, recipe_differences,
+                     write_recipe)
 from .pipeline import StageResults, control_run, run_stages, same_modality_control, teacher_and_probe, wants_control
 from .student import attach_probe, student_channels, train_student
 from .teacher import obtain_teacher, outputs_cache
