@@ -24,8 +24,8 @@ from pathlib import Path
 import torch
 
 from pldistill.recipe import load_recipe
-from pldistill.run import Run
-from pldistill.train import fit
+from pldistill.stages import Run, attach_probe
+from pldistill.engine import Schedule, fit
 
 RESULTS = Path(__file__).parent / "results"
 RECIPE = Path(__file__).parents[1] / "recipes" / "depth_to_rgb.yaml"
@@ -44,23 +44,24 @@ def main() -> int:
     recipe = load_recipe(RECIPE)
     run = Run(recipe, Path("/tmp"), _NoTracker(), progress=False)
     torch.manual_seed(0)
-    teacher = run._build(recipe.teacher)  # random weights: the cost does not depend on what it learned
-    run.attach_probe(teacher)
+    teacher = run.build(recipe.teacher)  # random weights: the cost does not depend on what it learned
+    attach_probe(run, teacher)
     s = recipe.schedule
-    student = run._build(recipe.student, [-1])
+    student = run.build(recipe.student, [-1])
     from pldistill.losses import LOSSES
-    from pldistill.train import DistillTerm
+    from pldistill.losses.terms import DistillTerm
 
     terms = [DistillTerm("sp", LOSSES["sp"], 3000.0, 0, 0)]
     teacher = type(teacher)(teacher.model, [-1])
-    train = run.train_loader([recipe.student.modality, recipe.teacher.modality], 0)
-    test = run.test_loader(recipe.student.modality)
+    train = run.data.train_loader([recipe.student.modality, recipe.teacher.modality], 0)
+    test = run.data.test_loader(recipe.student.modality)
     epoch, measure = [], []
     run.probe.measure(student)  # warm-up
     for r in range(args.rounds):
         start = time.perf_counter()
-        fit(student, "rgb", train, test, epochs=1, lr=s.lr, weight_decay=s.weight_decay, device=run.device,
-            channels_last=s.channels_last, teacher=teacher, teacher_modality="depth", terms=terms, progress=False)
+        fit(student, "rgb", train, test, schedule=Schedule(epochs=1, lr=s.lr, weight_decay=s.weight_decay,
+                                                           channels_last=s.channels_last),
+            device=run.device, teacher=teacher, teacher_modality="depth", terms=terms)
         epoch.append(time.perf_counter() - start)
         start = time.perf_counter()
         run.probe.measure(student)

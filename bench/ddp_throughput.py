@@ -4,7 +4,7 @@ Flagship sizes (recipes/depth_to_rgb.yaml: 4000 training samples, global batch
 64, 48 px, resnet10t depth teacher with random weights, mobilenetv3_small_100
 RGB student, SP γ=3000 over the global batch). Each configuration is a real
 ``torchrun --standalone`` job that trains the distilled student through
-``Run.student`` for a few epochs; the rate is training samples over the
+``stages.train_student`` for a few epochs; the rate is training samples over the
 median training time of the epochs after the first (evaluation excluded).
 On a 2-core CPU the configurations share the same two cores: 1 process × 2
 threads against 2 processes × 1 thread (and 1 × 1 as the per-core baseline).
@@ -41,7 +41,7 @@ def worker(epochs: int, out: Path, device: str, precision: str) -> None:
 
     from pldistill import distributed
     from pldistill.recipe import load_recipe
-    from pldistill.run import Run
+    from pldistill.stages import Run, train_student
     from pldistill.tracking import NullTracker
 
     recipe = load_recipe(RECIPE)
@@ -54,10 +54,10 @@ def worker(epochs: int, out: Path, device: str, precision: str) -> None:
         run_dir = Path(distributed.share_text(tempfile.mkdtemp(prefix="ddp-bench-") if distributed.is_main() else ""))
         run = Run(recipe, run_dir, NullTracker(), progress=False)
         torch.manual_seed(0)
-        teacher = run._build(recipe.teacher)  # random weights: the cost does not depend on what it learned
-        summary = run.student("distilled", teacher)
+        teacher = run.build(recipe.teacher)  # random weights: the cost does not depend on what it learned
+        summary = train_student(run, "distilled", teacher)
         if distributed.is_main():
-            steps = len(run.train_loader([recipe.student.modality, recipe.teacher.modality], 0))
+            steps = len(run.data.train_loader([recipe.student.modality, recipe.teacher.modality], 0))
             out.write_text(json.dumps({
                 "epoch_seconds": [row["train/seconds"] for row in summary["history"]],
                 "samples_per_epoch": steps * recipe.schedule.batch_size,

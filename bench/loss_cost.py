@@ -42,17 +42,17 @@ RESULTS = Path(__file__).parent / "results"
 COMPARISON = Path(__file__).parents[1] / "recipes" / "compare" / "depth_to_rgb_losses.yaml"
 
 
-def _sync(device: torch.device) -> None:
+def sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize()
 
 
-def _timed(fn, device, iters: int) -> float:
-    _sync(device)
+def timed(fn, device, iters: int) -> float:
+    sync(device)
     start = time.perf_counter()
     for _ in range(iters):
         fn()
-    _sync(device)
+    sync(device)
     return (time.perf_counter() - start) / iters
 
 
@@ -150,7 +150,7 @@ def main() -> int:
     times: dict[str, list[float]] = {k: [] for k in cases}
     for rep in range(args.reps):
         for name, fn in cases.items():
-            times[name].append(_timed(fn, device, args.iters))
+            times[name].append(timed(fn, device, args.iters))
         print(f"round {rep + 1}/{args.reps}", file=sys.stderr, flush=True)
 
     base = statistics.median(times["student step (CE)"])

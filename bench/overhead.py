@@ -5,12 +5,12 @@ batch 64, RGB mobilenetv3_small_100 student, depth resnet10t teacher with random
 weights, 4 classes, SP γ=3000 on the last stage pair, AdamW lr 0.002 wd 0.05,
 linear warm-up then cosine, channels_last) on random in-memory tensors, three ways:
 
-  * fit:  ``pldistill.train.fit`` itself (its loop, per-step finiteness check,
+  * fit:  ``pldistill.engine.fit`` itself (its loop, per-step finiteness check,
           logging sums, scheduler; progress off) fed by a DataLoader over an
           in-memory dataset yielding {"rgb", "depth", "label"} dicts, exactly
           as ``Run`` builds it (shuffle, drop_last, no workers); its time is
           fit's own ``train/seconds`` (evaluation, on 64 samples, excluded);
-  * step: ``pldistill.train.distill_step`` + AdamW + LambdaLR on batches cut
+  * step: ``pldistill.engine.distill_step`` + AdamW + LambdaLR on batches cut
           from the same tensors with a shuffled permutation (no DataLoader,
           no logging): locates what the loop around the step costs;
   * bare: the limit, a hand-written loop: the same permutation indexing,
@@ -60,10 +60,11 @@ from torch.utils.data import DataLoader, Dataset
 
 from pldistill.losses import LOSSES
 from pldistill.models import TappedModel, build_model
-from pldistill.train import DistillTerm, distill_step, fit
+from pldistill.engine import Schedule, distill_step, fit, standard_callbacks
+from pldistill.losses.terms import DistillTerm
 
 sys.path.insert(0, str(Path(__file__).parent))
-from loss_cost import _sync  # noqa: E402
+from loss_cost import sync  # noqa: E402
 from machine import describe_machine, provenance  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results"
@@ -144,7 +145,7 @@ class Bare:
         self.g = torch.Generator().manual_seed(1)
 
     def epoch(self) -> float:
-        _sync(self.device)
+        sync(self.device)
         start = time.perf_counter()
         for x, xt, y in batches(self.data, self.batch, self.g, self.device):
             with torch.no_grad():
@@ -156,7 +157,7 @@ class Bare:
             loss.backward()
             self.opt.step()
             self.sched.step()
-        _sync(self.device)
+        sync(self.device)
         return time.perf_counter() - start
 
 
@@ -170,7 +171,7 @@ class Step(Bare):
         self.terms = [DistillTerm("sp/t-1-s-1", LOSSES["sp"], GAMMA, 0, 0)]
 
     def epoch(self) -> float:
-        _sync(self.device)
+        sync(self.device)
         start = time.perf_counter()
         for x, xt, y in batches(self.data, self.batch, self.g, self.device):
             out = distill_step(self.tapped_student, x, y, self.tapped_teacher, xt, self.terms)
@@ -178,12 +179,12 @@ class Step(Bare):
             out.total.backward()
             self.opt.step()
             self.sched.step()
-        _sync(self.device)
+        sync(self.device)
         return time.perf_counter() - start
 
 
 def loaders(data: dict[str, Tensor], batch: int):
-    """Train and test loaders the way pldistill.run._loader builds them (one process, no workers)."""
+    """Train and test loaders the way pldistill.stages.make_loader builds them (one process, no workers)."""
     train = DataLoader(InMemory(data), batch_size=batch, shuffle=True, drop_last=True, num_workers=0,
                        generator=torch.Generator().manual_seed(0))
     test = DataLoader(InMemory({k: v[:64] for k, v in data.items()}), batch_size=256)
@@ -193,9 +194,10 @@ def loaders(data: dict[str, Tensor], batch: int):
 def run_fit(student, teacher, data, batch, epochs, device, epoch_metrics=None):
     train, test = loaders(data, batch)
     terms = [DistillTerm("sp/t-1-s-1", LOSSES["sp"], GAMMA, 0, 0)]
-    return fit(TappedModel(student, [-1]), "rgb", train, test, epochs=epochs, lr=LR, weight_decay=WEIGHT_DECAY,
-               device=device, channels_last=True, teacher=TappedModel(teacher, [-1]), teacher_modality="depth",
-               terms=terms, progress=False, epoch_metrics=epoch_metrics)
+    return fit(TappedModel(student, [-1]), "rgb", train, test,
+               schedule=Schedule(epochs=epochs, lr=LR, weight_decay=WEIGHT_DECAY, channels_last=True),
+               device=device, teacher=TappedModel(teacher, [-1]), teacher_modality="depth", terms=terms,
+               callbacks=standard_callbacks(progress=False, epoch_metrics=epoch_metrics))
 
 
 def status_kib(field: str) -> int:

@@ -3,7 +3,7 @@
 Flagship models (recipes/depth_to_rgb.yaml: 48 px, RGB mobilenetv3_small_100
 student, depth resnet10t teacher with random weights, SP γ=3000 on the last
 stage pair, AdamW, channels_last) on random in-memory tensors, trained through
-``pldistill.train.fit`` (one epoch per call, time = fit's own
+``pldistill.engine.fit`` (one epoch per call, time = fit's own
 ``train/seconds``, evaluation excluded); three measurements, each interleaved
 round-robin so machine noise hits every point alike, medians over rounds:
 
@@ -41,10 +41,11 @@ from torch import Tensor
 
 from pldistill.losses import LOSSES
 from pldistill.models import TappedModel, feature_shapes
-from pldistill.train import DistillTerm, fit
+from pldistill.engine import Schedule, fit
+from pldistill.losses.terms import DistillTerm
 
 sys.path.insert(0, str(Path(__file__).parent))
-from loss_cost import _timed  # noqa: E402
+from loss_cost import timed  # noqa: E402
 from machine import describe_machine, provenance  # noqa: E402
 from overhead import (  # noqa: E402
     GAMMA, LR, SIZE, STUDENT, TEACHER, WEIGHT_DECAY, loaders, make_data, make_models,
@@ -75,9 +76,10 @@ class Stage:
         """(seconds of training, samples trained) of one epoch of ``variant``."""
         train, test = loaders(data, batch)
         terms = self.terms[variant]
-        result = fit(self.tapped if terms else self.student, "rgb", train, test, epochs=1, lr=LR,
-                     weight_decay=WEIGHT_DECAY, device=self.device, channels_last=True,
-                     teacher=self.teacher if terms else None, teacher_modality="depth", terms=terms, progress=False)
+        result = fit(self.tapped if terms else self.student, "rgb", train, test,
+                     schedule=Schedule(epochs=1, lr=LR, weight_decay=WEIGHT_DECAY, channels_last=True),
+                     device=self.device, teacher=self.teacher if terms else None, teacher_modality="depth",
+                     terms=terms)
         return result.history[0]["train/seconds"], len(train) * batch
 
 
@@ -167,7 +169,7 @@ def loss_vs_network(device: torch.device, batches: list[int], reps: int, iters: 
             fn()  # warm-up
         for _ in range(reps):
             for k, fn in cases.items():
-                times[b, k].append(_timed(fn, device, iters))
+                times[b, k].append(timed(fn, device, iters))
         del cases
         print(f"loss vs network: b={b} done", file=sys.stderr, flush=True)
     rows = []
@@ -298,7 +300,7 @@ def main() -> int:
         "",
         f"Flagship models: {SIZE} px, {STUDENT} on RGB, {TEACHER} on depth (random weights, frozen), SP γ={GAMMA:g} "
         f"on the last stage pair, AdamW lr {LR} wd {WEIGHT_DECAY}, channels_last; random in-memory data through "
-        f"`pldistill.train.fit` (DataLoader of dicts), time = fit's `train/seconds` (evaluation excluded). "
+        f"`pldistill.engine.fit` (DataLoader of dicts), time = fit's `train/seconds` (evaluation excluded). "
         f"{reps} interleaved rounds, medians. Figure: `bench/results/{args.out}.png`.",
         "",
         "## (1) Epoch time vs training samples (CE + SP, batch 64)",

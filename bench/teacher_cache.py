@@ -40,7 +40,7 @@ ROWS = {"augmented, live": [], "plain, live": PLAIN, "plain, cached": [*PLAIN, "
 def _runs(seed: int, root: Path, epochs: int | None = None) -> dict:
     """One Run per row, sharing the data and the (augmented recipe's, cached) teacher."""
     from pldistill.recipe import load_recipe
-    from pldistill.run import Run
+    from pldistill.stages import Run
     from pldistill.tracking import NullTracker
 
     extra = [f"seed={seed}", "logging.probe_size=0", "distill.same_modality_control=false"]
@@ -57,18 +57,19 @@ def _runs(seed: int, root: Path, epochs: int | None = None) -> dict:
 def speed(seed: int, rounds: int, root: Path) -> dict:
     """Interleaved one-epoch students: live vs cached teacher, same teacher, same data order."""
     from pldistill.models import TappedModel
+    from pldistill.stages import obtain_teacher, outputs_cache, train_student
 
     runs = _runs(seed, root, epochs=1)
-    teacher, _ = runs["augmented, live"].teacher()
+    teacher, _ = obtain_teacher(runs["augmented, live"])
     started = time.perf_counter()
-    runs["plain, cached"].teacher_cache(TappedModel(teacher.model, [-1]), seed + 1)
+    outputs_cache(runs["plain, cached"], TappedModel(teacher.model, [-1]), seed + 1)
     build_seconds = time.perf_counter() - started
     seconds: dict[str, list[float]] = {"plain, live": [], "plain, cached": []}
     for i in range(rounds):
         for row in seconds:
-            result = runs[row].student(f"round{i}", teacher)
+            result = train_student(runs[row], f"round{i}", teacher)
             seconds[row].append(result["history"][0]["train/seconds"])
-    samples = len(runs["plain, live"].train_loader(["rgb"], 0)) * runs["plain, live"].recipe.schedule.batch_size
+    samples = len(runs["plain, live"].data.train_loader(["rgb"], 0)) * runs["plain, live"].recipe.schedule.batch_size
     out = {row: {"epoch_seconds": s, "median_epoch_seconds": statistics.median(s),
                  "samples_per_second": samples / statistics.median(s)} for row, s in seconds.items()}
     return {"rows": out, "samples_per_epoch": samples, "train_samples": len(runs["plain, live"].train_set),
@@ -77,11 +78,13 @@ def speed(seed: int, rounds: int, root: Path) -> dict:
 
 
 def accuracy(seed: int, root: Path) -> dict:
+    from pldistill.stages import obtain_teacher, train_student
+
     runs = _runs(seed, root)
-    teacher, info = runs["augmented, live"].teacher()
+    teacher, info = obtain_teacher(runs["augmented, live"])
     out = {"teacher": info["test_acc"]}
     for row, run in runs.items():
-        result = run.student("distilled", teacher)
+        result = train_student(run, "distilled", teacher)
         out[row] = {"test_acc": result["test_acc"], "seconds": result["seconds"],
                     "train_seconds": sum(h["train/seconds"] for h in result["history"])}
     return out

@@ -8,10 +8,10 @@ torchdistill feeds one batch to both networks) and **augmentation off** in every
 row (``data.augment.*`` all false/0), so that every row, the teacher-cache row
 included, sees identical data. Both sides share everything but the distillation
 machinery: the same teacher weights (the cached RGB teacher of the recipe), the
-same initial student weights (seed + 1, as ``Run.student``), the same batches
-in the same order (``Run.train_loader``, so the data pipeline costs the same),
+same initial student weights (seed + 1, as ``stages.train_student``), the same batches
+in the same order (``RunData.train_loader``, so the data pipeline costs the same),
 the same optimiser and per-step LR schedule, the same epochs, and the same
-evaluation (``pldistill.train.evaluate``). Rows:
+evaluation (``pldistill.engine.evaluate``). Rows:
 
   1. torchdistill: ``get_distillation_box`` with a ``WeightedSumLoss`` of
      CrossEntropyLoss + γ·``SPKDLoss`` (batchmean) on the module paths of the
@@ -22,7 +22,7 @@ evaluation (``pldistill.train.evaluate``). Rows:
      ``_register_l2_spkd``), not by the L2 norm of the paper and pldistill, so
      this row uses SPKDLoss with that one method overridden; ``--stock-spkd``
      runs the class as shipped.
-  2. pldistill as shipped: ``Run.student`` (``forward_intermediates`` taps,
+  2. pldistill as shipped: ``stages.train_student`` (``forward_intermediates`` taps,
      ``channels_last``).
   3. pldistill with ``schedule.channels_last=false``: isolates channels_last.
   4. pldistill with forward hooks on the same modules instead of
@@ -82,9 +82,10 @@ from machine import describe_machine  # noqa: E402
 from pldistill.losses import sp_loss  # noqa: E402
 from pldistill.models import TappedModel, build_model, num_stages, resolve_stage  # noqa: E402
 from pldistill.recipe import Distill, Recipe, load_recipe  # noqa: E402
-from pldistill.run import Run  # noqa: E402
+from pldistill.stages import Run, obtain_teacher, outputs_cache, train_student  # noqa: E402
 from pldistill.tracking import NullTracker  # noqa: E402
-from pldistill.train import DistillTerm, distill_step, evaluate, seed_everything  # noqa: E402
+from pldistill.engine import distill_step, evaluate, seed_everything  # noqa: E402
+from pldistill.losses.terms import DistillTerm  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results"
 RECIPE = Path(__file__).parents[1] / "recipes" / "depth_to_rgb.yaml"
@@ -144,19 +145,6 @@ class HookTapped(nn.Module):
         return logits, [self._seen[s] for s in self.stages]
 
 
-@contextlib.contextmanager
-def _tapped_by(hooks: bool):
-    """Within: ``Run`` wraps teacher and student in ``HookTapped`` (row 4) instead of ``TappedModel``."""
-    import pldistill.run as run_module
-
-    saved = run_module.TappedModel
-    run_module.TappedModel = HookTapped if hooks else saved
-    try:
-        yield
-    finally:
-        run_module.TappedModel = saved
-
-
 # -- the torchdistill side -----------------------------------------------------------------------------------
 # torchdistill 1.1.5's SPKDLoss row-normalises the Gram matrices with ``normalize(G, 1)``: the positional 1 is
 # F.normalize's ``p``, so rows are divided by their L1 norm, not by the L2 norm of the paper (and pldistill). Row 1
@@ -186,7 +174,7 @@ def _module_path(model: nn.Module, stage: int) -> str:
 
 
 def _lr_factor(epochs: int, steps_per_epoch: int, warmup_epochs: float):
-    """pldistill.train.fit's schedule: linear warm-up, then per-step cosine decay (a LambdaLR factor)."""
+    """pldistill.engine.fit's schedule: linear warm-up, then per-step cosine decay (a LambdaLR factor)."""
     steps = epochs * steps_per_epoch
     warmup = min(int(warmup_epochs * steps_per_epoch), steps - 1)
 
@@ -252,7 +240,7 @@ def torchdistill_config(recipe: Recipe, teacher: nn.Module, student: nn.Module, 
 
 
 def _initial_student(run: Run) -> nn.Module:
-    """The student ``Run.student`` starts from: built right after ``seed_everything(seed + 1)``."""
+    """The student ``stages.train_student`` starts from: built right after ``seed_everything(seed + 1)``."""
     r, spec = run.recipe, run.recipe.student
     seed_everything(r.seed + 1)
     return build_model(spec.model, r.data.channels(spec.modality), run.num_classes, spec.weights,
@@ -274,8 +262,8 @@ def torchdistill_student(run: Run, teacher: nn.Module, spkd: str = L2_SPKD) -> d
     assert r.schedule.optimizer == "adamw" and r.schedule.grad_clip is None and r.schedule.precision == "fp32"
     student = _initial_student(run).to(device)
     teacher = teacher.to(device, memory_format=torch.contiguous_format)  # its default layout
-    loader = run.train_loader([modality], r.seed + 1)  # what Run.student's fit gets
-    test_loader = run.test_loader(modality)
+    loader = run.data.train_loader([modality], r.seed + 1)  # what train_student's fit gets
+    test_loader = run.data.test_loader(modality)
     epochs = r.schedule.epochs
     box = _box(teacher, student, torchdistill_config(r, teacher, student, epochs, len(loader), spkd), device)
     history = []
@@ -331,12 +319,12 @@ def check_same_loss(run: Run, teacher: nn.Module) -> dict:
         raise SystemExit("this bench compares SP alone (one 'sp' loss, pool off, scope local)")
     pairs = [(p.teacher, p.student) for p in losses[0].pairs]
     weight = losses[0].weight
-    batch = next(iter(run.train_loader([modality], r.seed + 1)))
+    batch = next(iter(run.data.train_loader([modality], r.seed + 1)))
     x, y = batch[modality].to(device), batch["label"].to(device)
     student0 = _initial_student(run).to(device)
     teacher = copy.deepcopy(teacher).to(device, memory_format=torch.contiguous_format).eval()
 
-    # pldistill: one distill_step, as Run.student sets it up
+    # pldistill: one distill_step, as train_student sets it up
     t_tapped = TappedModel(copy.deepcopy(teacher), [t for t, _ in pairs]).eval()
     s_tapped = TappedModel(copy.deepcopy(student0), [s for _, s in pairs]).train()
     terms = [DistillTerm(f"sp/t{t}-s{s}", sp_loss, weight, i, i) for i, (t, s) in enumerate(pairs)]
@@ -397,14 +385,12 @@ def check_same_loss(run: Run, teacher: nn.Module) -> dict:
 
 # -- teacher cache: its one-off build, measured apart ---------------------------------------------------------
 def measure_cache_build(recipe: Recipe, datasets: tuple, teacher: nn.Module, work: Path) -> tuple[float | None, str]:
-    """Seconds ``Run.teacher_cache`` takes to build the cache in a fresh run folder (None: cannot say)."""
+    """Seconds ``stages.outputs_cache`` takes to build the cache in a fresh run folder."""
     run = Run(recipe, work, NullTracker(), progress=False, datasets=datasets)
-    if not hasattr(run, "teacher_cache"):
-        return None, "this pldistill's Run has no teacher_cache()"
     stages = [p.teacher for loss in recipe.distill.losses for p in loss.pairs]
     start = time.perf_counter()
-    run.teacher_cache(TappedModel(copy.deepcopy(teacher), stages), recipe.seed + 1)  # as Run.student calls it
-    return time.perf_counter() - start, "Run.teacher_cache in a fresh run folder, as Run.student builds it"
+    outputs_cache(run, TappedModel(copy.deepcopy(teacher), stages), recipe.seed + 1)  # as train_student calls it
+    return time.perf_counter() - start, "stages.outputs_cache in a fresh run folder, as train_student builds it"
 
 
 # -- driver ---------------------------------------------------------------------------------------------------
@@ -419,14 +405,15 @@ class Bench:
     def run(self, row: Row, epochs: int) -> dict:
         """Train one row's student for ``epochs`` from scratch: {test_acc, history, stage_seconds}."""
         self.runs += 1
-        run = Run(self.recipe(row, epochs), self.work, NullTracker(), progress=False, datasets=self.datasets)
+        run = Run(self.recipe(row, epochs), self.work, NullTracker(), progress=False, datasets=self.datasets,
+                  tap=HookTapped if row.hooks else TappedModel)  # row 4: features through forward hooks
         teacher = copy.deepcopy(self.teacher)  # pristine: no hooks, no memory-format change from another row
         start = time.perf_counter()
         if row.torchdistill:
             result = torchdistill_student(run, teacher, "SPKDLoss" if self.args.stock_spkd else L2_SPKD)
         else:
-            with _tapped_by(row.hooks), contextlib.redirect_stdout(io.StringIO()):
-                result = run.student(f"{row.key}_{self.runs}", TappedModel(teacher))
+            with contextlib.redirect_stdout(io.StringIO()):
+                result = train_student(run, f"{row.key}_{self.runs}", TappedModel(teacher))
         return {"test_acc": result["test_acc"], "history": result["history"],
                 "stage_seconds": time.perf_counter() - start}
 
@@ -492,7 +479,7 @@ def main() -> int:
         # The teacher: the recipe's RGB teacher, as its flagship same-modality control trains (and caches) it.
         teacher_recipe = load_recipe(args.recipe, ["teacher.modality=rgb", *args.override])
         teacher_run = Run(teacher_recipe, work / "teacher", NullTracker(), progress=True)
-        teacher_tapped, teacher_info = teacher_run.teacher()
+        teacher_tapped, teacher_info = obtain_teacher(teacher_run)
         teacher = teacher_tapped.model.cpu()
         student_recipe = load_recipe(args.recipe, base_overrides(args))
         same_data = (student_recipe.data.model_dump(exclude={"augment"})
@@ -708,7 +695,7 @@ def _markdown(meta: dict, sanity: dict, results: list[dict], goals: list[str]) -
     for r in results:
         if "cache_build_seconds" in r:
             lines.append(f"Teacher cache: one-off build {r['cache_build_seconds']:.1f} s "
-                         f"(`Run.teacher_cache`: the teacher once over the {meta['num_train']} training samples, timed "
+                         f"(`stages.outputs_cache`: the teacher once over the {meta['num_train']} training samples, timed "
                          "apart in a fresh run folder; row 5's full-schedule stage seconds below include it too); amortised "
                          f"over {meta['epochs']} epochs: {r['amortized_samples_per_second']:.0f} samples/s, "
                          f"{r['amortized_ratio_vs_torchdistill']:.2f}× torchdistill.  ")

@@ -241,8 +241,7 @@ def run_comparison(
     overrides: list[str] | tuple = (),
 ) -> tuple[Path, list[dict]]:
     """Train every (seed, row) not already in the folder's cells.jsonl; write the table."""
-    from .run import Run, _new_run_dir
-    from .tracking import Tracker
+    from .stages import new_run_dir
 
     if resume is not None:
         run_dir = Path(resume)
@@ -253,10 +252,9 @@ def run_comparison(
     if seeds:
         comparison = comparison.model_copy(update={"seeds": list(seeds)})
     if resume is None:
-        run_dir = _new_run_dir(Path(runs_dir or base.logging.runs_dir), comparison.name)
-        (run_dir / "comparison.yaml").write_text(yaml.safe_dump(comparison.model_dump(mode="json"), sort_keys=False))
+        run_dir = new_run_dir(Path(runs_dir or base.logging.runs_dir), comparison.name)
+        _write_comparison(run_dir, comparison)
     cells = _read_cells(run_dir)
-    described = {name: "CE + " + describe_losses(v.distill.losses) for name, v in variants.items()}
     specs = {name: _spec(comparison.variants[name], v) for name, v in variants.items()}
     changed = sorted({c["row"] for c in cells if c["row"] in specs and c.get("spec", specs[c["row"]]) != specs[c["row"]]})
     if changed:
@@ -265,7 +263,7 @@ def run_comparison(
             "start a new comparison (without --resume) so every seed of a row uses the same losses"
         )
     if resume is not None:  # the folder records what its rows were trained with
-        (run_dir / "comparison.yaml").write_text(yaml.safe_dump(comparison.model_dump(mode="json"), sort_keys=False))
+        _write_comparison(run_dir, comparison)
     done = {(c["seed"], c["row"]) for c in cells}
     control_teachers = sorted({f"teacher_{v.teacher.modality}" for v in variants.values()
                                if v.teacher.modality != base.teacher.modality})
@@ -274,51 +272,8 @@ def run_comparison(
     started = time.perf_counter()
     for seed in comparison.seeds:
         todo = [r for r in rows if (seed, r) not in done]
-        if not todo:
-            continue
-        recipe = base.model_copy(update={"seed": seed})
-        seed_dir = run_dir / f"seed{seed}"
-        seed_dir.mkdir(exist_ok=True)
-        tracker = Tracker(seed_dir, {"comparison": comparison.model_dump(mode="json"), "seed": seed},
-                          project=base.logging.project, group=comparison.name,
-                          name=f"{comparison.name}-seed{seed}", mode=base.logging.wandb)
-        try:
-            run = Run(recipe, seed_dir, tracker, progress)
-            device, num_test = str(run.device), len(run.test_set)
-            teacher, teacher_info = run.teacher(step=f"[seed {seed}] ")
-            run.attach_probe(teacher)
-            new_cells = []
-            if "teacher" in todo and teacher_info["test_acc"] is not None:
-                new_cells.append({"row": "teacher", "test_acc": teacher_info["test_acc"],
-                                  "seconds": teacher_info["seconds"], "losses": "CE on the privileged modality"})
-            if "scratch" in todo:
-                result = run.student("scratch", step=f"[seed {seed}] ")
-                new_cells.append({"row": "scratch", "test_acc": result["test_acc"],
-                                  "seconds": result["seconds"], "losses": "CE"})
-            controls: dict[str, tuple] = {}  # teacher modality → (run, teacher) of the same-budget control
-            for name, variant in variants.items():
-                modality = variant.teacher.modality
-                if modality != base.teacher.modality and (
-                    name in todo or f"teacher_{modality}" in todo
-                ) and modality not in controls:
-                    sub = Run(variant.model_copy(update={"seed": seed}), seed_dir / f"teacher_{modality}", tracker,
-                              progress, datasets=(run.train_set, run.test_set))
-                    controls[modality] = (sub, *sub.teacher(step=f"[seed {seed}] control "))
-                    if f"teacher_{modality}" in todo:
-                        new_cells.append({"row": f"teacher_{modality}", "test_acc": controls[modality][2]["test_acc"],
-                                          "seconds": controls[modality][2]["seconds"],
-                                          "losses": f"CE on {modality!r} (same model and budget as the teacher)"})
-                if name not in todo:
-                    continue
-                owner, tutor = (run, teacher) if modality == base.teacher.modality else controls[modality][:2]
-                result = owner.student(name, tutor, variant.distill.losses, step=f"[seed {seed}] ")
-                new_cells.append({"row": name, "test_acc": result["test_acc"], "seconds": result["seconds"],
-                                  "losses": described[name], "spec": specs[name]})
-                _append_cells(run_dir, seed, new_cells)
-                new_cells = []
-            _append_cells(run_dir, seed, new_cells)
-        finally:
-            tracker.finish()
+        if todo:
+            device, num_test = _train_seed(run_dir, comparison, base, variants, specs, seed, todo, progress)
     cells = _read_cells(run_dir)
     summary = summarise(cells, rows)
     gains = controlled_gains(cells, comparison)
@@ -336,6 +291,74 @@ def run_comparison(
         from .data import build_datasets
 
         num_test = len(build_datasets(base.data)[1])
+    (run_dir / "comparison.md").write_text(_table(comparison, summary, gains, device, base, num_test))
+    plot_comparison(summary, run_dir / "comparison.png",
+                    f"{comparison.name}: {base.student.model} ({base.student.modality}), "
+                    f"{len(comparison.seeds)} seed(s)")
+    return run_dir, summary
+
+
+def _write_comparison(run_dir: Path, comparison: Comparison) -> None:
+    (run_dir / "comparison.yaml").write_text(yaml.safe_dump(comparison.model_dump(mode="json"), sort_keys=False))
+
+
+def _train_seed(run_dir: Path, comparison: Comparison, base: Recipe, variants: dict[str, Recipe],
+                specs: dict, seed: int, todo: list[str], progress: bool) -> tuple[str, int]:
+    """One seed's missing rows, with the run's own stage functions: teacher (+ probe) → scratch → variants.
+
+    A variant whose teacher is on another modality (a same-budget control) trains
+    that teacher once per modality, in ``seed<N>/teacher_<modality>/``. Returns
+    the device and the test-set size, for the table.
+    """
+    from .stages import Run, control_run, obtain_teacher, teacher_and_probe, train_student
+    from .tracking import Tracker
+
+    seed_dir = run_dir / f"seed{seed}"
+    seed_dir.mkdir(exist_ok=True)
+    tracker = Tracker(seed_dir, {"comparison": comparison.model_dump(mode="json"), "seed": seed},
+                      project=base.logging.project, group=comparison.name,
+                      name=f"{comparison.name}-seed{seed}", mode=base.logging.wandb)
+    head = f"[seed {seed}] "
+    try:
+        run = Run(base.model_copy(update={"seed": seed}), seed_dir, tracker, progress)
+        teacher, teacher_info = teacher_and_probe(run, step=head)
+        new_cells = []
+        if "teacher" in todo and teacher_info["test_acc"] is not None:
+            new_cells.append({"row": "teacher", "test_acc": teacher_info["test_acc"],
+                              "seconds": teacher_info["seconds"], "losses": "CE on the privileged modality"})
+        if "scratch" in todo:
+            result = train_student(run, "scratch", step=head)
+            new_cells.append({"row": "scratch", "test_acc": result["test_acc"], "seconds": result["seconds"],
+                              "losses": "CE"})
+        controls: dict[str, tuple] = {}  # teacher modality → (run, teacher) of the same-budget control
+        for name, variant in variants.items():
+            modality = variant.teacher.modality
+            control_row = f"teacher_{modality}"
+            wanted = name in todo or control_row in todo
+            if modality != base.teacher.modality and wanted and modality not in controls:
+                sub = control_run(run, variant.model_copy(update={"seed": seed}), control_row)
+                tutor, info = obtain_teacher(sub, step=f"{head}control ")
+                controls[modality] = (sub, tutor)
+                if control_row in todo:
+                    new_cells.append({"row": control_row, "test_acc": info["test_acc"], "seconds": info["seconds"],
+                                      "losses": f"CE on {modality!r} (same model and budget as the teacher)"})
+            if name not in todo:
+                continue
+            owner, tutor = (run, teacher) if modality == base.teacher.modality else controls[modality]
+            result = train_student(owner, name, tutor, variant.distill.losses, step=head)
+            new_cells.append({"row": name, "test_acc": result["test_acc"], "seconds": result["seconds"],
+                              "losses": "CE + " + describe_losses(variant.distill.losses), "spec": specs[name]})
+            _append_cells(run_dir, seed, new_cells)
+            new_cells = []
+        _append_cells(run_dir, seed, new_cells)
+    finally:
+        tracker.finish()
+    return str(run.device), len(run.test_set)
+
+
+def _table(comparison: Comparison, summary: list[dict], gains: list[dict], device: str, base: Recipe,
+           num_test: int) -> str:
+    """comparison.md: the table, the controlled gains and the overrides it was trained with."""
     table = comparison_markdown(comparison.name, summary, device, base, num_test)
     for g in gains:
         table += (f"\n{g['row']} − {g['control']} (paired over {g['seeds']} seeds): "
@@ -343,11 +366,7 @@ def run_comparison(
                   "beyond having a teacher of the same model and budget.\n")
     if comparison.overrides:
         table += "\nBase recipe overrides: " + " ".join(f"`{o}`" for o in comparison.overrides) + "\n"
-    (run_dir / "comparison.md").write_text(table)
-    plot_comparison(summary, run_dir / "comparison.png",
-                    f"{comparison.name}: {base.student.model} ({base.student.modality}), "
-                    f"{len(comparison.seeds)} seed(s)")
-    return run_dir, summary
+    return table
 
 
 def _append_cells(run_dir: Path, seed: int, cells: list[dict]) -> None:

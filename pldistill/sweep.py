@@ -108,7 +108,8 @@ def run_sweep(
     progress: bool = True,
 ) -> tuple[Path, dict]:
     """Run every cell × seed not finished yet; write sweep.json and sweep.md; return (folder, summary)."""
-    from .run import ResumeError, _recipe_differences, run_recipe
+    from .run import run_recipe  # looked up at call time: tests count the runs it starts
+    from .stages import ResumeError, recipe_differences
 
     recipe_path = Path(recipe_path)
     if seeds < 1:
@@ -139,7 +140,7 @@ def run_sweep(
         head = f"[sweep {i}/{len(plan)}] {cell.label} seed {seed}"
         finished = run_dir / "results.json"
         if finished.exists():
-            changed = _recipe_differences(run_dir, recipe.to_dict())
+            changed = recipe_differences(run_dir, recipe.to_dict())
             if changed:
                 raise ResumeError(f"{run_dir}: finished with a different recipe ({', '.join(changed[:5])} differ); "
                                   "move that folder away to re-run it")

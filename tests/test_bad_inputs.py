@@ -151,7 +151,7 @@ def test_disk_full_while_writing_keeps_the_previous_checkpoint(tmp_path, monkeyp
 
 
 def test_a_run_folder_that_already_exists_is_never_reused(tmp_path):
-    from pldistill.run import _new_run_dir
+    from pldistill.stages import new_run_dir
 
-    first, second = _new_run_dir(tmp_path, "x"), _new_run_dir(tmp_path, "x")  # same second
+    first, second = new_run_dir(tmp_path, "x"), new_run_dir(tmp_path, "x")  # same second
     assert first != second and first.is_dir() and second.is_dir()

@@ -8,7 +8,7 @@ from pldistill.data.protocol import Modality
 from pldistill.data.render import SHAPES, FAR
 from pldistill.data.synthetic_shapes import render_split
 from pldistill.models import TappedModel, build_model
-from pldistill.train import evaluate
+from pldistill.engine import evaluate
 
 
 def test_same_seed_renders_identical_bytes_and_other_seed_differs():

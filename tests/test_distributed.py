@@ -126,7 +126,7 @@ N_TRAIN, N_TEST, GLOBAL_BATCH, SAMPLER_SEED = 48, 15, 8, 3
 def _fit_models():
     """Tiny timm models without BatchNorm (GroupNorm, LayerNorm: per sample), so DDP can match exactly."""
     from pldistill.models import TappedModel, build_model
-    from pldistill.train import seed_everything
+    from pldistill.engine import seed_everything
 
     seed_everything(0)
     teacher = TappedModel(build_model("test_efficientnet_gn", 1, 3, None, 16), [-1])
@@ -136,7 +136,8 @@ def _fit_models():
 
 def _fit(train_loader, test_loader, record: list):
     from pldistill.losses import across_ranks, sp_loss
-    from pldistill.train import DistillTerm, fit
+    from pldistill.engine import Schedule, fit
+    from pldistill.losses.terms import DistillTerm
 
     def sp(t, s):  # the global SP, each step's value written down
         value = across_ranks(sp_loss)(t, s)
@@ -144,9 +145,9 @@ def _fit(train_loader, test_loader, record: list):
         return value
 
     teacher, student = _fit_models()
-    result = fit(student, "rgb", train_loader, test_loader, epochs=2, lr=3e-3, weight_decay=0.01,
+    result = fit(student, "rgb", train_loader, test_loader, schedule=Schedule(epochs=2, lr=3e-3, weight_decay=0.01),
                  device=torch.device("cpu"), teacher=teacher, teacher_modality="depth",
-                 terms=[DistillTerm("sp", sp, GAMMA, 0, 0)], progress=False)
+                 terms=[DistillTerm("sp", sp, GAMMA, 0, 0)])
     return {"history": result.history, "sp_steps": record, "state": student.model.state_dict()}
 
 

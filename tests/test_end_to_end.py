@@ -12,7 +12,7 @@ from pldistill.cli import main
 from pldistill.data import ModalityView, SyntheticShapes
 from pldistill.models import TappedModel, build_model
 from pldistill.probe import AlignmentProbe
-from pldistill.train import evaluate
+from pldistill.engine import evaluate
 from wandb_offline import read_offline_run
 
 TINY = {

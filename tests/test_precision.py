@@ -10,7 +10,8 @@ import torch
 from pldistill.losses import sp_loss
 from pldistill.models import TappedModel, build_model
 from pldistill.recipe import load_recipe, parse_recipe
-from pldistill.train import DistillTerm, autocast, check_precision, distill_step, fit
+from pldistill.engine import Schedule, autocast, check_precision, distill_step, fit
+from pldistill.losses.terms import DistillTerm
 from random_pairs import RandomPairs
 
 CPU = torch.device("cpu")
@@ -39,9 +40,9 @@ def test_bf16_run_trains_on_cpu():
     teacher, student = _models()
     before = [p.detach().clone() for p in student.parameters()]
     loader = torch.utils.data.DataLoader(RandomPairs(), batch_size=8, drop_last=True)
-    result = fit(student, "rgb", loader, loader, epochs=2, lr=3e-3, weight_decay=0.0, device=CPU,
-                 teacher=teacher, teacher_modality="depth", terms=[DistillTerm("sp", sp_loss, 100.0, 0, 0)],
-                 progress=False, precision="bf16")
+    result = fit(student, "rgb", loader, loader, schedule=Schedule(epochs=2, lr=3e-3, weight_decay=0.0,
+                                                                   precision="bf16"),
+                 device=CPU, teacher=teacher, teacher_modality="depth", terms=[DistillTerm("sp", sp_loss, 100.0, 0, 0)])
     first, last = result.history[0], result.history[-1]
     assert all(torch.isfinite(torch.tensor(v)) for v in last.values())
     assert last["train/loss"] < first["train/loss"]

@@ -7,7 +7,8 @@ from torch.utils.data import DataLoader
 from pldistill.data import JointTransform, ModalityView, SyntheticShapes
 from pldistill.losses import FitNetHint, sp_loss
 from pldistill.models import TappedModel, build_model
-from pldistill.train import DistillTerm, fit, seed_everything
+from pldistill.engine import DivergenceGuard, ProgressCheckpoint, Schedule, fit, seed_everything, standard_callbacks
+from pldistill.losses.terms import DistillTerm
 
 
 class Crash(Exception):
@@ -32,9 +33,10 @@ def _train(progress_file, crash_in_epoch=None, epochs=3):
         return {}
 
     seen = []
-    result = fit(student, "rgb", loader, test, epochs=epochs, lr=0.002, weight_decay=0.05,
+    callbacks = standard_callbacks(progress=False, epoch_metrics=crash, progress_file=progress_file)
+    result = fit(student, "rgb", loader, test, schedule=Schedule(epochs=epochs, lr=0.002, weight_decay=0.05),
                  device=torch.device("cpu"), teacher=teacher, teacher_modality="depth", terms=terms,
-                 progress=False, epoch_metrics=crash, progress_file=progress_file)
+                 callbacks=callbacks)
     return student, terms[1].fn, result
 
 
@@ -191,10 +193,10 @@ def test_divergence_stops_naming_the_term_and_step_and_keeps_the_last_good_epoch
     teacher = TappedModel(build_model("resnet10t", 1, 4), [-1])
     with pytest.raises(FloatingPointError, match=r"student: loss term\(s\) \['sp/t-1-s-1'\] became non-finite at "
                                                  r"step 5"):
-        fit(student, "rgb", loader, test, epochs=3, lr=0.001, weight_decay=0.0, device=torch.device("cpu"),
-            teacher=teacher, teacher_modality="depth", terms=[DistillTerm("sp/t-1-s-1", explodes_in_epoch_two,
-                                                                           1.0, 0, 0)],
-            prefix="student", progress=False, progress_file=progress)
+        fit(student, "rgb", loader, test, schedule=Schedule(epochs=3, lr=0.001, weight_decay=0.0),
+            device=torch.device("cpu"), teacher=teacher, teacher_modality="depth",
+            terms=[DistillTerm("sp/t-1-s-1", explodes_in_epoch_two, 1.0, 0, 0)],
+            name="student", callbacks=[DivergenceGuard(), ProgressCheckpoint(progress)])
     kept = torch.load(progress, weights_only=True)
     assert kept["epoch"] == 1
     assert all(torch.isfinite(v).all() for v in kept["model"].values() if v.is_floating_point())

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from pldistill.recipe import RecipeError, parse_recipe
-from pldistill.run import Run
+from pldistill.stages import Run, obtain_teacher, outputs_cache, train_student
 from pldistill.teacher_cache import TeacherCache, open_teacher_cache
 from pldistill.tracking import NullTracker
 
@@ -41,8 +41,8 @@ def test_a_cache_with_augmentation_on_is_refused_naming_the_keys_to_change():
 def test_cached_teacher_trains_the_same_student_and_never_loads_the_teacher_inputs(tmp_path):
     live_recipe, cached_recipe = parse_recipe(tiny(False)), parse_recipe(tiny(True))
     run = Run(live_recipe, tmp_path, NullTracker(), progress=False)
-    teacher, _ = run.teacher()
-    live = run.student("live", teacher)
+    teacher, _ = obtain_teacher(run)
+    live = train_student(run, "live", teacher)
 
     requested: list[list[str]] = []
     load = run.train_set.load
@@ -53,7 +53,7 @@ def test_cached_teacher_trains_the_same_student_and_never_loads_the_teacher_inpu
 
     run.train_set.load = spy
     run.recipe = cached_recipe
-    cached = run.student("cached", teacher)
+    cached = train_student(run, "cached", teacher)
 
     # the cache pass reads depth once per sample; the student's 2 epochs never do
     cache_reads = [n for n in requested if "depth" in n]
@@ -71,18 +71,18 @@ def test_cached_teacher_trains_the_same_student_and_never_loads_the_teacher_inpu
 def test_cache_file_holds_the_teachers_outputs_and_is_rebuilt_for_another_teacher(tmp_path):
     recipe = parse_recipe(tiny(True))
     run = Run(recipe, tmp_path, NullTracker(), progress=False)
-    teacher, _ = run.teacher()
+    teacher, _ = obtain_teacher(run)
     from pldistill.models import TappedModel
 
     tapped = TappedModel(teacher.model, [-1, 2])
-    cache = run.teacher_cache(tapped, seed=1)
+    cache = outputs_cache(run, tapped, seed=1)
     (path,) = (tmp_path / "teacher_cache").glob("*.h5")
     with h5py.File(path, "r") as f:
         assert sorted(f) == ["logits", "stage2", "stage4"]  # -1: the last of resnet10t's 5 feature levels
         assert all(f[name].chunks is None and f[name].compression is None for name in f)  # memory-mappable
         assert f["logits"].shape == (128, 4)
 
-    view = run.train_view(["depth"], seed=1)
+    view = run.data.train_view(["depth"], seed=1)
     rows = torch.tensor([5, 77, 3])
     x = torch.stack([view[int(i)]["depth"] for i in rows])
     tapped.eval()
@@ -98,6 +98,6 @@ def test_cache_file_holds_the_teachers_outputs_and_is_rebuilt_for_another_teache
     with torch.no_grad():
         next(teacher.model.parameters()).add_(0.01)
     assert open_teacher_cache(path, tapped, 128) is None  # another teacher: never read its features
-    rebuilt = run.teacher_cache(tapped, seed=1)
+    rebuilt = outputs_cache(run, tapped, seed=1)
     assert isinstance(rebuilt, TeacherCache) and rebuilt.path != path
     assert not np.allclose(rebuilt.lookup(rows, torch.device("cpu"))[0].numpy(), c_logits.numpy())

@@ -2,7 +2,8 @@ import torch
 
 from pldistill.losses import sp_loss
 from pldistill.models import TappedModel, build_model
-from pldistill.train import DistillTerm, distill_step, fit
+from pldistill.engine import Schedule, distill_step, fit
+from pldistill.losses.terms import DistillTerm
 from random_pairs import RandomPairs
 
 
@@ -35,9 +36,9 @@ def test_frozen_teacher_stays_in_eval_mode_and_unchanged_while_the_student_train
     teacher, student = _models()
     before = {k: v.clone() for k, v in teacher.state_dict().items()}
     loader = torch.utils.data.DataLoader(RandomPairs(n=48, size=32), batch_size=8, drop_last=True)
-    fit(student, "rgb", loader, loader, epochs=1, lr=1e-3, weight_decay=0.0, device=torch.device("cpu"),
-        teacher=teacher, teacher_modality="depth", terms=[DistillTerm("sp", sp_loss, 100.0, 0, 0)],
-        progress=False)
+    fit(student, "rgb", loader, loader, schedule=Schedule(epochs=1, lr=1e-3, weight_decay=0.0),
+        device=torch.device("cpu"), teacher=teacher, teacher_modality="depth",
+        terms=[DistillTerm("sp", sp_loss, 100.0, 0, 0)])
     assert not teacher.training
     for key, value in teacher.state_dict().items():
         torch.testing.assert_close(value, before[key], msg=key)  # BN running stats too
@@ -66,7 +67,37 @@ def test_fitnet_regressor_is_trained_with_the_student():
     hint = FitNetHint(student_channels=576, teacher_channels=512)
     before = hint.regressor.weight.detach().clone()
     loader = torch.utils.data.DataLoader(RandomPairs(n=48, size=32), batch_size=8, drop_last=True)
-    fit(student, "rgb", loader, loader, epochs=1, lr=1e-3, weight_decay=0.0, device=torch.device("cpu"),
-        teacher=teacher, teacher_modality="depth", terms=[DistillTerm("fitnet", hint, 1.0, 0, 0)],
-        progress=False)
+    fit(student, "rgb", loader, loader, schedule=Schedule(epochs=1, lr=1e-3, weight_decay=0.0),
+        device=torch.device("cpu"), teacher=teacher, teacher_modality="depth",
+        terms=[DistillTerm("fitnet", hint, 1.0, 0, 0)])
     assert not torch.equal(before, hint.regressor.weight)
+
+
+def test_a_custom_callback_sees_every_epoch_record_once_and_adds_its_own_metrics():
+    from pldistill.engine import Callback, DivergenceGuard
+
+    class Recorder(Callback):
+        def __init__(self):
+            self.starts, self.steps, self.records = 0, 0, []
+
+        def on_fit_start(self, state):
+            self.starts += 1
+
+        def check_step(self, state, out):
+            self.steps += 1
+
+        def epoch_metrics(self, state):
+            return {"custom/epoch_seen": float(state.epoch)}
+
+        def on_epoch_end(self, state, record):
+            self.records.append(dict(record))
+
+    _, student = _models()
+    loader = torch.utils.data.DataLoader(RandomPairs(n=16, size=32), batch_size=8, drop_last=True)
+    recorder = Recorder()
+    result = fit(student, "rgb", loader, loader, schedule=Schedule(epochs=2, lr=1e-3, weight_decay=0.0),
+                 device=torch.device("cpu"), callbacks=[DivergenceGuard(), recorder])
+    assert recorder.starts == 1 and recorder.steps == 2 * len(loader)
+    assert recorder.records == result.history  # once per epoch, the epoch's own record, in order
+    assert [r["epoch"] for r in recorder.records] == [1, 2]
+    assert [r["custom/epoch_seen"] for r in recorder.records] == [0.0, 1.0]  # epochs finished before this one

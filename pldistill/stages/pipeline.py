@@ -1,0 +1,63 @@
+"""The stage sequence of a run, used as is by ``run`` and piece by piece by ``compare``.
+
+    teacher → (probe) → scratch student → distilled student(s) → same-modality control
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..models import TappedModel
+from ..recipe import Recipe
+from .context import Run
+from .student import attach_probe, train_student
+from .teacher import obtain_teacher
+
+
+@dataclass
+class StageResults:
+    teacher: dict
+    scratch: dict
+    distilled: dict
+    control: dict | None
+
+
+def teacher_and_probe(run: Run, step: str = "") -> tuple[TappedModel, dict]:
+    """The teacher, and the alignment probe every later student of ``run`` is measured with."""
+    teacher, info = obtain_teacher(run, step)
+    attach_probe(run, teacher)
+    return teacher, info
+
+
+def wants_control(recipe: Recipe) -> bool:
+    return (recipe.distill.same_modality_control and recipe.teacher.train
+            and recipe.teacher.modality != recipe.student.modality)
+
+
+def control_run(run: Run, teacher_recipe: Recipe, folder_name: str, log_prefix: str = "") -> Run:
+    """A sub-run whose teacher is ``teacher_recipe``'s (same model and budget, another modality), on ``run``'s data."""
+    return run.sub_run(teacher_recipe, run.run_dir / folder_name, log_prefix)
+
+
+def same_modality_control(run: Run, distilled: dict, steps: int) -> dict:
+    """The same teacher model and budget on the student's own modality, and the same distillation from it.
+
+    Without this row a distillation gain cannot be credited to the privileged
+    modality: it may come from merely having a (stronger) teacher.
+    """
+    recipe = run.recipe
+    spec = recipe.teacher.model_copy(update={"modality": recipe.student.modality})
+    sub = control_run(run, recipe.model_copy(update={"teacher": spec}), "control", log_prefix="control/")
+    teacher, info = obtain_teacher(sub, step=f"[{steps - 1}/{steps}] control ")
+    student = train_student(sub, "distilled", teacher, step=f"[{steps}/{steps}] control ")
+    return {"teacher": info, "student": student, "privileged_gain": distilled["test_acc"] - student["test_acc"]}
+
+
+def run_stages(run: Run) -> StageResults:
+    """Teacher, scratch student, distilled student and the control: the training every rank does."""
+    steps = 5 if wants_control(run.recipe) else 3
+    teacher, teacher_info = teacher_and_probe(run, step=f"[1/{steps}] ")
+    scratch = train_student(run, "scratch", step=f"[2/{steps}] ")
+    distilled = train_student(run, "distilled", teacher, step=f"[3/{steps}] ")
+    control = same_modality_control(run, distilled, steps) if wants_control(run.recipe) else None
+    return StageResults(teacher_info, scratch, distilled, control)

@@ -1,0 +1,89 @@
+"""The student stage: the restricted-modality student, CE only (scratch) or CE + distillation from a teacher."""
+
+from __future__ import annotations
+
+import torch
+
+from .. import distributed
+from ..engine import seed_everything
+from ..losses.terms import DistillTerm, build_terms
+from ..models import TappedModel, build_model, count_parameters
+from ..probe import AlignmentProbe
+from .context import Run
+from .teacher import outputs_cache
+
+
+def attach_probe(run: Run, teacher: TappedModel) -> None:
+    """Measure every later student of ``run`` against ``teacher`` on a fixed validation slice, each epoch."""
+    r = run.recipe
+    if r.logging.probe_size == 0 or not distributed.is_main():  # rank 0 alone measures and logs
+        return
+    pairs = [(p.teacher, p.student) for loss in r.distill.losses for p in loss.pairs]
+    run.probe = AlignmentProbe(
+        run.test_set, teacher, r.teacher.modality, r.student.modality,
+        list(dict.fromkeys(pairs)) or [(-1, -1)], r.logging.probe_size, r.logging.probe_knn,
+        run.device, r.schedule.channels_last, r.logging.unbiased_cka,
+        transform=run.data.eval_transform(list(dict.fromkeys([r.student.modality, r.teacher.modality]))),
+        depth_encoding=r.data.depth_encoding,
+    )
+
+
+def student_channels(run: Run, stage: int) -> int:
+    """Channels of a student stage, from timm's feature_info on the meta device (no memory, no weights)."""
+    spec = run.recipe.student
+    with torch.device("meta"):
+        probe = build_model(spec.model, run.recipe.data.channels(spec.modality), run.num_classes,
+                            image_size=run.recipe.data.input_size(spec.modality))
+    return probe.feature_info[stage]["num_chs"]
+
+
+def train_student(run: Run, kind: str, teacher: TappedModel | None = None, losses=None, step: str = "") -> dict:
+    """Train a student from the shared initial weights: CE only when ``teacher`` is None.
+
+    ``losses`` defaults to the recipe's; a comparison passes each variant's.
+    The stage is named ``student_<kind>`` in the run folder and the logs.
+    """
+    r, spec = run.recipe, run.recipe.student
+    losses = r.distill.losses if losses is None else losses
+    terms: list[DistillTerm] = []
+    student_stages: list[int] = []
+    if teacher is not None:
+        built = build_terms(losses, lambda stage: teacher.model.feature_info[stage]["num_chs"],
+                            lambda stage: student_channels(run, stage))
+        terms, student_stages = built.terms, built.student_stages
+        teacher = run.tap(teacher.model, built.teacher_stages)
+    done = run.folder.finished(f"student_{kind}")
+    if done is not None:
+        print(f"{step}{kind} student: already trained in this run folder")
+        return done["result"]
+    seed_everything(r.seed + 1)  # both students start from the same weights
+    model = run.build(spec, student_stages)
+    if teacher is None:
+        title = f"{step}{kind} student (CE only)"
+    else:
+        weighted = " + ".join(f"{loss.name}×{loss.weight:g}" for loss in losses)
+        title = f"{step}{kind} student (CE + {weighted})"
+    print(f"{title}: {spec.model} on {spec.modality!r}")
+    result = run.fit(
+        model, spec.modality, f"student_{kind}", r.schedule.epochs, r.seed + 1,
+        teacher=teacher,
+        teacher_modality=r.teacher.modality,
+        terms=terms,
+        teacher_cache=outputs_cache(run, teacher, r.seed + 1) if terms and r.distill.teacher_cache else None,
+        epoch_metrics=run.probe.measure if run.probe else None,
+    )
+    alignment = {k: v for k, v in result.history[-1].items() if k.startswith("align/")}
+    if run.probe is not None and run.probe.snapshot is not None:
+        run.probe.snapshot.save(run.run_dir / "alignment" / f"student_{kind}.npz")
+    summary = {
+        "model": spec.model,
+        "modality": spec.modality,
+        "losses": ["ce"] + [t.key for t in terms],
+        "params": count_parameters(model.model),
+        "test_acc": result.test_acc,
+        "seconds": result.seconds,
+        "alignment": alignment,
+        "history": result.history,
+    }
+    run.folder.finish(f"student_{kind}", model, summary)
+    return summary
