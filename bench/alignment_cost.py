@@ -48,10 +48,10 @@ def main() -> int:
     attach_probe(run, teacher)
     s = recipe.schedule
     student = run.build(recipe.student, [-1])
-    from pldistill.losses import LOSSES
+    from pldistill.losses import sp_loss
     from pldistill.losses.terms import DistillTerm
 
-    terms = [DistillTerm("sp", LOSSES["sp"], 3000.0, 0, 0)]
+    terms = [DistillTerm("sp", sp_loss, 3000.0, 0, 0)]
     teacher = type(teacher)(teacher.model, [-1])
     train = run.data.train_loader([recipe.student.modality, recipe.teacher.modality], 0)
     test = run.data.test_loader(recipe.student.modality)

@@ -34,7 +34,8 @@ import torch
 import torch.nn.functional as F
 
 from pldistill.compare import load_comparison
-from pldistill.losses import LOSSES, FitNetHint, on_pooled
+from pldistill.losses import on_pooled, sp_loss
+from pldistill.losses.terms import loss_function
 from pldistill.models import TappedModel, build_model
 
 RESULTS = Path(__file__).parent / "results"
@@ -81,11 +82,9 @@ def main() -> int:
         s_logits, s_feats = TappedModel(student_net, range(5))(rgb)
 
     def loss_fn(spec, pair):
-        if spec.name == "kd":
-            return functools.partial(LOSSES["kd"], temperature=spec.temperature)
-        if spec.name == "fitnet":
-            return FitNetHint(s_feats[pair.student].shape[1], t_feats[pair.teacher].shape[1]).to(device)
-        return on_pooled(LOSSES[spec.name]) if spec.pool else LOSSES[spec.name]
+        fn = loss_function(spec, lambda stage: t_feats[stage].shape[1], lambda stage: s_feats[stage].shape[1], pair)
+        fn = fn.to(device) if isinstance(fn, torch.nn.Module) else fn
+        return on_pooled(fn) if spec.pool else fn
 
     def terms(losses):
         """(fn, teacher stage, student stage) per term; stages None for logits (KD)."""
@@ -143,7 +142,7 @@ def main() -> int:
                      torch.randn(n, *s_feats[-1].shape[1:], device=device)) for n in sp_sizes}
     for n in sp_sizes:
         t, s = sp_inputs[n]
-        cases[f"sp alone b={n}"] = (lambda t=t, s=s: LOSSES["sp"](t, s.requires_grad_()).backward())
+        cases[f"sp alone b={n}"] = (lambda t=t, s=s: sp_loss(t, s.requires_grad_()).backward())
 
     for fn in cases.values():  # warm-up: allocator, oneDNN kernel selection
         fn()

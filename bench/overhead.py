@@ -58,7 +58,7 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
-from pldistill.losses import LOSSES
+from pldistill.losses import sp_loss
 from pldistill.models import TappedModel, build_model
 from pldistill.engine import Schedule, distill_step, fit, standard_callbacks
 from pldistill.losses.terms import DistillTerm
@@ -168,7 +168,7 @@ class Step(Bare):
         super().__init__(student, teacher, *args)
         self.tapped_student = TappedModel(student, [-1])
         self.tapped_teacher = TappedModel(teacher, [-1])
-        self.terms = [DistillTerm("sp/t-1-s-1", LOSSES["sp"], GAMMA, 0, 0)]
+        self.terms = [DistillTerm("sp/t-1-s-1", sp_loss, GAMMA, 0, 0)]
 
     def epoch(self) -> float:
         sync(self.device)
@@ -193,7 +193,7 @@ def loaders(data: dict[str, Tensor], batch: int):
 
 def run_fit(student, teacher, data, batch, epochs, device, epoch_metrics=None):
     train, test = loaders(data, batch)
-    terms = [DistillTerm("sp/t-1-s-1", LOSSES["sp"], GAMMA, 0, 0)]
+    terms = [DistillTerm("sp/t-1-s-1", sp_loss, GAMMA, 0, 0)]
     return fit(TappedModel(student, [-1]), "rgb", train, test,
                schedule=Schedule(epochs=epochs, lr=LR, weight_decay=WEIGHT_DECAY, channels_last=True),
                device=device, teacher=TappedModel(teacher, [-1]), teacher_modality="depth", terms=terms,

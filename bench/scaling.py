@@ -39,7 +39,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from pldistill.losses import LOSSES
+from pldistill.losses import sp_loss
 from pldistill.models import TappedModel, feature_shapes
 from pldistill.engine import Schedule, fit
 from pldistill.losses.terms import DistillTerm
@@ -70,7 +70,7 @@ class Stage:
         self.student, self.tapped = TappedModel(student, []), TappedModel(student, [-1])
         self.teacher = TappedModel(teacher, [-1])
         self.terms = {"ce": [], "ce+teacher": [DistillTerm("none", no_loss, 0.0, 0, 0)],
-                      "ce+sp": [DistillTerm("sp/t-1-s-1", LOSSES["sp"], GAMMA, 0, 0)]}
+                      "ce+sp": [DistillTerm("sp/t-1-s-1", sp_loss, GAMMA, 0, 0)]}
 
     def epoch(self, variant: str, data: dict[str, Tensor], batch: int) -> tuple[float, int]:
         """(seconds of training, samples trained) of one epoch of ``variant``."""
@@ -135,7 +135,7 @@ def loss_vs_network(device: torch.device, batches: list[int], reps: int, iters: 
     student_t, teacher_t = TappedModel(student, [-1]), TappedModel(teacher, [-1])
     t_shape, s_shape = feature_shapes(TEACHER, 1, SIZE)[-1], feature_shapes(STUDENT, 3, SIZE)[-1]
     memory = torch.channels_last
-    sp = LOSSES["sp"]
+    sp = sp_loss
 
     def network(b: int):
         g = torch.Generator().manual_seed(b)

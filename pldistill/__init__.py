@@ -5,7 +5,7 @@ The public Python API, for use inside your own PyTorch code (see docs/python-api
     import pldistill
     recipe = pldistill.load_recipe("recipes/depth_to_rgb.yaml", ["schedule.epochs=2"])
     out = pldistill.run_recipe(recipe, "recipes/depth_to_rgb.yaml")    # teacher → students → results
-    pldistill.losses.sp_loss(teacher_features, student_features)        # any loss, on your tensors
+    pldistill.losses.<name>_loss(teacher_features, student_features)    # any loss, on your tensors
     pldistill.all_losses()                                              # the loss registry
 
 Names are imported on first use, so ``import pldistill`` (and the CLI's

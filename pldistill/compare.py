@@ -27,7 +27,7 @@ from typing import Any
 import yaml
 from pydantic import Field, ValidationError, field_validator
 
-from .recipe import (LossEntries, Recipe, RecipeError, Section, _format_error, compose_recipe, parse_recipe,
+from .recipe import (LossEntries, Recipe, RecipeError, Section, format_error, compose_recipe, parse_recipe,
                      read_yaml)
 from .report import describe_losses
 
@@ -96,7 +96,7 @@ def load_comparison(path: str | Path, overrides: list[str] | tuple = ()) -> tupl
     try:
         comparison = Comparison.model_validate(raw)
     except ValidationError as exc:
-        raise RecipeError("\n".join(_format_error(path, e, Comparison) for e in exc.errors())) from None
+        raise RecipeError("\n".join(format_error(path, e, Comparison) for e in exc.errors())) from None
     if overrides:
         comparison = comparison.model_copy(update={"overrides": [*comparison.overrides, *overrides]})
     base_path = (path.parent / comparison.base).resolve()
@@ -166,7 +166,7 @@ def summarise(cells: list[dict], rows: list[str]) -> list[dict]:
     return out
 
 
-def comparison_markdown(name: str, summary: list[dict], device: str, base: Recipe, num_test: int) -> str:
+def comparison_table(name: str, summary: list[dict], device: str, base: Recipe, num_test: int) -> str:
     lines = [
         f"# {name}: {len(summary[0]['seeds'])} seed(s), {base.student.model} on {base.student.modality!r}, "
         f"teacher {base.teacher.model} on {base.teacher.modality!r}",
@@ -359,7 +359,7 @@ def _train_seed(run_dir: Path, comparison: Comparison, base: Recipe, variants: d
 def _table(comparison: Comparison, summary: list[dict], gains: list[dict], device: str, base: Recipe,
            num_test: int) -> str:
     """comparison.md: the table, the controlled gains and the overrides it was trained with."""
-    table = comparison_markdown(comparison.name, summary, device, base, num_test)
+    table = comparison_table(comparison.name, summary, device, base, num_test)
     for g in gains:
         table += (f"\n{g['row']} − {g['control']} (paired over {g['seeds']} seeds): "
                   f"{100 * g['mean']:+.1f} ± {100 * g['std']:.1f} points — what the privileged modality adds "

@@ -244,7 +244,7 @@ def _suggest(loc: tuple, root: type[BaseModel]) -> str:
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
-def _format_error(path: Path, err: dict, root: type[BaseModel] | None = None, sources=None) -> str:
+def format_error(path: Path, err: dict, root: type[BaseModel] | None = None, sources=None) -> str:
     """One line: '<where the key was set>: <dotted.key>: <what is wrong>'."""
     loc = _without_loss_branch(tuple(err["loc"]))
     if err["type"] in ("union_tag_invalid", "union_tag_not_found") and "name" in err.get("ctx", {}).get(
@@ -309,7 +309,7 @@ def parse_recipe(raw: Any, source: str | Path = "<recipe>", sources=None) -> Rec
     try:
         recipe = Recipe.model_validate(raw)
     except ValidationError as exc:
-        raise RecipeError("\n".join(_format_error(path, e, sources=sources) for e in exc.errors())) from None
+        raise RecipeError("\n".join(format_error(path, e, sources=sources) for e in exc.errors())) from None
 
     def at(*loc) -> str | Path:  # the file (or command line) that set this key
         return sources.of(loc) if sources else path

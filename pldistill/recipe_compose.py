@@ -5,7 +5,7 @@ checked exactly like a single file. Every leaf remembers where it was set
 (a file, or the command line), so an error names the place to fix it:
 
     recipes/a.yaml        base: depth_to_rgb      schedule: {epochs: 4}
-    command line          distill.losses.sp.weight=1000
+    command line          distill.losses.0.weight=1000
 
 Merging: mappings merge key by key, anything else (scalars, lists) is
 replaced whole. A mapping whose ``kind`` changes (e.g. ``data.kind``)
@@ -124,7 +124,7 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     if not sep or not key or any(not part for part in key.split(".")):
         raise CompositionError(
             f"{COMMAND_LINE}: {text!r}: an override is dotted.key=value, e.g. schedule.epochs=4 "
-            "or distill.losses.sp.weight=1000 (or ~dotted.key to remove a key)"
+            "or distill.losses.0.weight=1000 (or ~dotted.key to remove a key)"
         )
     try:
         parsed = yaml.safe_load(value) if value.strip() else None

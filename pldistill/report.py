@@ -31,7 +31,7 @@ def describe_losses(losses) -> str:
     return " + ".join(_describe(loss) for loss in losses)
 
 
-def results_markdown(results: dict, recipe) -> str:
+def results_table(results: dict, recipe) -> str:
     """Teacher, scratch student and distilled student: what each saw, size, accuracy."""
     t, s = results["teacher"], results["students"]
     losses = describe_losses(recipe.distill.losses)

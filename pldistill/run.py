@@ -33,7 +33,7 @@ from .data.splits import write_split_record
 from .html_report import build_report
 from .recipe import Recipe, RecipeError
 from .losses.registry import loss_spec
-from .report import results_markdown
+from .report import results_table
 from .stages import (ResumeError, Run, StageResults, check_resumable, find_interrupted, new_run_dir, run_stages,
                      write_recipe)
 from .tracking import NullTracker, Tracker
@@ -200,5 +200,5 @@ def run_recipe(
         tracker.finish()
     results["wandb"] = {"mode": tracker.mode, "dir": str(tracker.wandb_dir or ""), "sync": tracker.sync_hint}
     (run_dir / "results.json").write_text(json.dumps(results, indent=2))
-    (run_dir / "results.md").write_text(results_markdown(results, recipe))
+    (run_dir / "results.md").write_text(results_table(results, recipe))
     return RunOutput(run_dir, results)

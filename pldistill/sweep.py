@@ -159,7 +159,7 @@ def run_sweep(
                    host={"platform": platform.platform(), "torch": torch.__version__,
                          "threads": torch.get_num_threads(), "device": _device(runs)})
     (root / "sweep.json").write_text(json.dumps(summary, indent=2))
-    (root / "sweep.md").write_text(sweep_markdown(summary))
+    (root / "sweep.md").write_text(sweep_table(summary))
     return root, summary
 
 
@@ -194,7 +194,7 @@ def _cell(stat: dict | None, signed: bool = False) -> str:
     return f"{100 * stat['mean']:{sign}.1f} ± {100 * stat['std']:.1f}"
 
 
-def sweep_markdown(summary: dict) -> str:
+def sweep_table(summary: dict) -> str:
     rows = summary["rows"]
     domain = any("teacher_on_data" in r for r in rows)
     control = any("control" in r for r in rows)

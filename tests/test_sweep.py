@@ -9,7 +9,7 @@ import yaml
 import pldistill.run as run_module
 from pldistill.cli import main
 from pldistill.recipe import RecipeError
-from pldistill.sweep import grid_cells, sweep_markdown
+from pldistill.sweep import grid_cells, sweep_table
 from wandb_offline import read_offline_run
 
 TINY = {
@@ -89,9 +89,9 @@ def test_table_shows_domain_and_control_columns_only_when_present():
            "distilled": {"mean": 0.6, "std": 0.0}, "gain": {"mean": 0.1, "std": 0.0}}
     summary = {"recipe": "r", "command": "pldistill sweep r.yaml --seeds 1", "wandb_group": "g", "wall_seconds": 6,
                "host": {"platform": "p", "torch": "t", "threads": 2, "device": "cpu"}, "rows": [row]}
-    plain = sweep_markdown(summary)
+    plain = sweep_table(summary)
     assert "| c | 0 | 90.0 ± 0.0 | 50.0 ± 0.0 | 60.0 ± 0.0 | +10.0 ± 0.0 |" in plain and "privileged gain" not in plain
     row.update(teacher_on_data={"mean": 0.3, "std": 0.0}, control={"mean": 0.55, "std": 0.0},
                privileged_gain={"mean": 0.05, "std": 0.0})
     assert "| c | 0 | 90.0 ± 0.0 | 30.0 ± 0.0 | 50.0 ± 0.0 | 60.0 ± 0.0 | +10.0 ± 0.0 | 55.0 ± 0.0 | +5.0 ± 0.0 |" \
-        in sweep_markdown(summary)
+        in sweep_table(summary)
