@@ -187,7 +187,7 @@ TEACHER_HASH_EXCLUDES: dict[str, dict[str, str]] = {
     },
     "teacher": {
         "train": "only trained teachers are cached (train: false uses the weights as they are)",
-        "data": "a source-domain teacher is hashed with that data as 'data' (see Run.teacher)",
+        "data": "a source-domain teacher is hashed with that data as 'data' (see stages.teacher)",
     },
     "schedule": {
         "epochs": "replaced by the teacher's own count, teacher_epochs or epochs",
