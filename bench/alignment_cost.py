@@ -49,7 +49,7 @@ def main() -> int:
     s = recipe.schedule
     student = run.build(recipe.student, [-1])
     from pldistill.losses import sp_loss
-    from pldistill.losses.terms import DistillTerm
+    from pldistill.terms import DistillTerm
 
     terms = [DistillTerm("sp", sp_loss, 3000.0, 0, 0)]
     teacher = type(teacher)(teacher.model, [-1])

@@ -35,7 +35,7 @@ import torch.nn.functional as F
 
 from pldistill.compare import load_comparison
 from pldistill.losses import on_pooled, sp_loss
-from pldistill.losses.terms import loss_function
+from pldistill.terms import loss_function
 from pldistill.models import TappedModel, build_model
 
 RESULTS = Path(__file__).parent / "results"

@@ -61,7 +61,7 @@ from torch.utils.data import DataLoader, Dataset
 from pldistill.losses import sp_loss
 from pldistill.models import TappedModel, build_model
 from pldistill.engine import Schedule, distill_step, fit, standard_callbacks
-from pldistill.losses.terms import DistillTerm
+from pldistill.terms import DistillTerm
 
 sys.path.insert(0, str(Path(__file__).parent))
 from loss_cost import sync  # noqa: E402

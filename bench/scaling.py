@@ -42,7 +42,7 @@ from torch import Tensor
 from pldistill.losses import sp_loss
 from pldistill.models import TappedModel, feature_shapes
 from pldistill.engine import Schedule, fit
-from pldistill.losses.terms import DistillTerm
+from pldistill.terms import DistillTerm
 
 sys.path.insert(0, str(Path(__file__).parent))
 from loss_cost import timed  # noqa: E402

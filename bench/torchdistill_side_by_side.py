@@ -85,7 +85,7 @@ from pldistill.recipe import Distill, Recipe, load_recipe  # noqa: E402
 from pldistill.stages import Run, obtain_teacher, outputs_cache, train_student  # noqa: E402
 from pldistill.tracking import NullTracker  # noqa: E402
 from pldistill.engine import distill_step, evaluate, seed_everything  # noqa: E402
-from pldistill.losses.terms import DistillTerm  # noqa: E402
+from pldistill.terms import DistillTerm  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results"
 RECIPE = Path(__file__).parents[1] / "recipes" / "depth_to_rgb.yaml"

@@ -137,7 +137,7 @@ def _fit_models():
 def _fit(train_loader, test_loader, record: list):
     from pldistill.losses import across_ranks, sp_loss
     from pldistill.engine import Schedule, fit
-    from pldistill.losses.terms import DistillTerm
+    from pldistill.terms import DistillTerm
 
     def sp(t, s):  # the global SP, each step's value written down
         value = across_ranks(sp_loss)(t, s)

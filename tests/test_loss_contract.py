@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from pldistill.losses import all_losses
-from pldistill.losses.terms import loss_function
+from pldistill.terms import loss_function
 from pldistill.recipe import loss_entry
 
 SPECS = all_losses()

@@ -11,7 +11,7 @@ from pldistill.losses import sp_loss
 from pldistill.models import TappedModel, build_model
 from pldistill.recipe import load_recipe, parse_recipe
 from pldistill.engine import Schedule, autocast, check_precision, distill_step, fit
-from pldistill.losses.terms import DistillTerm
+from pldistill.terms import DistillTerm
 from random_pairs import RandomPairs
 
 CPU = torch.device("cpu")

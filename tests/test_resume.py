@@ -8,7 +8,7 @@ from pldistill.data import JointTransform, ModalityView, SyntheticShapes
 from pldistill.losses import FitNetHint, sp_loss
 from pldistill.models import TappedModel, build_model
 from pldistill.engine import DivergenceGuard, ProgressCheckpoint, Schedule, fit, seed_everything, standard_callbacks
-from pldistill.losses.terms import DistillTerm
+from pldistill.terms import DistillTerm
 
 
 class Crash(Exception):

@@ -3,7 +3,7 @@ import torch
 from pldistill.losses import sp_loss
 from pldistill.models import TappedModel, build_model
 from pldistill.engine import Schedule, distill_step, fit
-from pldistill.losses.terms import DistillTerm
+from pldistill.terms import DistillTerm
 from random_pairs import RandomPairs
 
 

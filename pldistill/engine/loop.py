@@ -26,7 +26,7 @@ from torch.utils.data.distributed import DistributedSampler
 from tqdm.auto import tqdm
 
 from .. import distributed
-from ..losses.terms import DistillTerm
+from ..terms import DistillTerm
 from ..models import TappedModel
 from ..teacher_cache import TeacherCache
 from .callbacks import Callback, DivergenceGuard, TrainState

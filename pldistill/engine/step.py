@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ..losses.terms import DistillTerm
+from ..terms import DistillTerm
 from ..models import TappedModel
 
 

@@ -6,7 +6,7 @@ import torch
 
 from .. import distributed
 from ..engine import seed_everything
-from ..losses.terms import DistillTerm, build_terms
+from ..terms import DistillTerm, build_terms
 from ..models import TappedModel, build_model, count_parameters
 from ..probe import AlignmentProbe
 from .context import Run

@@ -12,9 +12,9 @@ from typing import Callable, Sequence
 
 from torch import Tensor
 
-from .pooling import on_pooled
-from .registry import loss_spec
-from .scope import across_ranks
+from .losses.pooling import on_pooled
+from .losses.registry import loss_spec
+from .losses.scope import across_ranks
 
 
 @dataclass(frozen=True)
