@@ -76,6 +76,20 @@ def _report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check(args: argparse.Namespace) -> int:
+    from .data.check import checked_datasets
+    from .recipe import load_recipe
+
+    recipe = load_recipe(args.recipe, list(args.overrides))
+    sections = {"data": recipe.data, **({"teacher.data": recipe.teacher.data} if recipe.teacher.data else {})}
+    for key, data in sections.items():
+        train, test = checked_datasets(data, progress=not args.quiet, summary=True)
+        print(f"{key}: {data.kind}, {len(train)} train + {len(test)} test samples, "
+              f"modalities {sorted(train.modalities)}, {len(train.classes)} classes")
+    print(f"{args.recipe}: the recipe and its data are ready to run")
+    return 0
+
+
 def _pack(args: argparse.Namespace) -> int:
     from .data.packed import PackedDatasetError, pack
     from .recipe import RecipeError, load_recipe
@@ -130,6 +144,7 @@ TOP_EXAMPLES = """examples:
   pldistill sweep recipes/depth_to_rgb.yaml --grid distill.loss=sp,kd,sp+kd --seeds 3
                                                                    a grid × seeds, one mean ± std table
   pldistill compare recipes/compare/depth_to_rgb_losses.yaml       every loss on one recipe, one table
+  pldistill check recipes/depth_to_rgb.yaml                        the recipe and every data file, read once
   pldistill report runs/depth_to_rgb/<stamp>                       (re)draw a run's report.html
   pldistill pack recipes/nyu_depth_to_rgb.yaml                     real data → packed HDF5 splits
   pldistill export runs/depth_to_rgb/<stamp> --out exported/s      the student as safetensors + timm config
@@ -211,6 +226,17 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--out", type=Path, default=Path("runs/_compared"),
                         help="folder for the side-by-side page (default: runs/_compared)")
     report.set_defaults(func=_report)
+    check = sub.add_parser(
+        "check",
+        help="validate a recipe and read every file of its data once; list every defect (nothing trains)",
+        epilog="examples: pldistill check recipes/depth_to_rgb.yaml\n"
+               "          pldistill check recipes/cifar10_hires_to_lowres.yaml data.source.root=my/cifar10.tar.gz",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    check.add_argument("recipe", type=Path, help="recipe YAML file")
+    check.add_argument("overrides", nargs="*", metavar="key=value", help="recipe overrides, as for run")
+    check.add_argument("--quiet", action="store_true", help="no progress bar")
+    check.set_defaults(func=_check)
     pack = sub.add_parser(
         "pack",
         help="write a recipe's train and test splits as packed HDF5 files (fast random reads)",

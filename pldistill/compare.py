@@ -241,6 +241,7 @@ def run_comparison(
     overrides: list[str] | tuple = (),
 ) -> tuple[Path, list[dict]]:
     """Train every (seed, row) not already in the folder's cells.jsonl; write the table."""
+    from .data.check import checked_datasets
     from .stages import new_run_dir
 
     if resume is not None:
@@ -251,6 +252,7 @@ def run_comparison(
     comparison, base, variants = load_comparison(path, overrides)
     if seeds:
         comparison = comparison.model_copy(update={"seeds": list(seeds)})
+    checked_datasets(base.data, progress)  # bad data stops here, before a folder exists (the pass is cached)
     if resume is None:
         run_dir = new_run_dir(Path(runs_dir or base.logging.runs_dir), comparison.name)
         _write_comparison(run_dir, comparison)

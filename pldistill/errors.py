@@ -14,3 +14,7 @@ class PldistillError(Exception):
 
 class RecipeError(PldistillError, ValueError):
     """A recipe that cannot run; the message names the file and the key."""
+
+
+class DataError(PldistillError, ValueError):
+    """Bad data: a file that cannot be read, or files that do not fit together; the message names them."""

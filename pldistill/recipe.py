@@ -182,6 +182,7 @@ class Logging(Section):
 TEACHER_HASH_EXCLUDES: dict[str, dict[str, str]] = {
     "data": {
         "cache_dir": "where rendered samples are kept on disk, not what they are",
+        "size_mismatch": "refuse only stops data that resize would train on: a run that starts reads the same",
         "privileged": "which modalities the student may not take; the teacher reads its own either way",
         "stack": "replaced by the one stack the teacher reads, if any: other stacks never reach its loader",
     },
@@ -416,10 +417,18 @@ def read_yaml(path: Path, what: str = "recipe") -> Any:
     if not path.is_file():
         raise RecipeError(f"{path}: no such {what} file")
     try:
-        return yaml.safe_load(path.read_text())
+        text = path.read_text()
+        raw = yaml.safe_load(text)
+    except UnicodeDecodeError:
+        raise RecipeError(f"{path}: not a text file; a {what} is YAML text") from None
     except yaml.YAMLError as exc:
         detail = " ".join(str(exc).split())  # one line: yaml's message spans several
         raise RecipeError(f"{path}: not valid YAML (only plain data is allowed): {detail}") from None
+    if raw is None:
+        said = "is empty" if not text.strip() else "holds only comments"
+        hint = "; start from a copy of recipes/depth_to_rgb.yaml" if what == "recipe" else ""
+        raise RecipeError(f"{path}: the {what} file {said}{hint}")
+    return raw
 
 
 def compose_recipe(path: str | Path, overrides: Sequence[str] = ()) -> tuple[Any, Any]:

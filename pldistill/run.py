@@ -29,7 +29,9 @@ from pathlib import Path
 import torch
 
 from . import __version__, distributed
+from .data.check import checked_datasets
 from .data.splits import write_split_record
+from .errors import DataError
 from .html_report import build_report
 from .recipe import Recipe, RecipeError
 from .losses.registry import loss_spec
@@ -77,14 +79,14 @@ def _check_batch(recipe: Recipe, recipe_path: str | Path) -> None:
             )
 
 
-def _follow_rank_zero(recipe: Recipe) -> RunOutput:
+def _follow_rank_zero(recipe: Recipe, datasets: tuple) -> RunOutput:
     """Ranks > 0 of a torchrun job: train every stage in step with rank 0, in its run folder, writing nothing.
 
     Rank 0 speaks for the job: the others' printing is silenced (their errors still reach stderr).
     """
     run_dir = Path(distributed.share_text())
     with open(os.devnull, "w") as quiet, contextlib.redirect_stdout(quiet):
-        run_stages(Run(recipe, run_dir, NullTracker(), progress=False))
+        run_stages(Run(recipe, run_dir, NullTracker(), progress=False, datasets=datasets))
     return RunOutput(run_dir, {})
 
 
@@ -167,8 +169,10 @@ def run_recipe(
     started = time.perf_counter()
     resolved = recipe.to_dict()
     _check_batch(recipe, recipe_path)
+    # Every file read once before anything trains or a run folder exists (rank 0 first: it caches the pass).
+    datasets = distributed.main_first(lambda: checked_datasets(recipe.data, progress and distributed.is_main()))
     if not distributed.is_main():
-        return _follow_rank_zero(recipe)
+        return _follow_rank_zero(recipe, datasets)
     run_dir = _open_run_dir(recipe, resolved, runs_dir, resume, run_dir)
     distributed.share_text(str(run_dir))  # the job's one run folder, for ranks > 0
     tracker = Tracker(
@@ -181,7 +185,7 @@ def run_recipe(
         mode=recipe.logging.wandb,
     )
     try:
-        run = Run(recipe, run_dir, tracker, progress)
+        run = Run(recipe, run_dir, tracker, progress, datasets=datasets)
         write_split_record(run_dir, run.train_set, run.test_set)  # data_split.json: splits pldistill chose
         if progress:
             print(f"run folder: {run_dir} (interrupted? `pldistill run {recipe_path}` resumes it)")
@@ -192,6 +196,9 @@ def run_recipe(
                 f"{exc}; training stopped and the last good epoch is kept in {run_dir / 'checkpoints'} "
                 "(*.progress.pt); lower schedule.lr or set schedule.grad_clip and start a new run"
             ) from None
+        except DataError as exc:
+            raise DataError(f"{exc}; training stopped and the last finished epoch is kept in "
+                            f"{run_dir / 'checkpoints'}: fix the file, then `pldistill run --resume {run_dir}`") from None
         results = _results(recipe, recipe_path, run, stages, started)
         tracker.summary(_summary(results))
         (run_dir / "results.json").write_text(json.dumps(results, indent=2))

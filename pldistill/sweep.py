@@ -121,6 +121,10 @@ def run_sweep(
     for cell in cells:  # validate everything before training anything
         for seed in seed_list:
             plan.append((cell, seed, load_recipe(recipe_path, [*overrides, *cell.overrides, f"seed={seed}"])))
+    from .data.check import checked_datasets
+
+    for data in {r.data.model_dump_json(): r.data for _, _, r in plan}.values():  # each data once, before folders
+        checked_datasets(data, progress)
     slugs = [c.slug for c in cells]
     if len(set(slugs)) != len(slugs):  # two cells would share a folder: fall back to numbered folders
         cells_dir = {c: f"{i:02d}-{c.slug}"[:80] for i, c in enumerate(cells)}

@@ -4,7 +4,7 @@ import pytest
 
 from pldistill.cli import build_parser, main
 
-COMMANDS = ["run", "sweep", "compare", "report", "pack", "export", "predict"]
+COMMANDS = ["run", "sweep", "compare", "check", "report", "pack", "export", "predict"]
 
 
 def test_top_level_help_lists_every_command_with_an_example(capsys):

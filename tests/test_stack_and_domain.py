@@ -21,7 +21,7 @@ def test_stack_concatenates_each_part_encoded_as_itself():
     data = rgbd_data()
     assert data.channels("rgbd") == 4 and rgbd_data(depth_encoding="colour").channels("rgbd") == 6
     train, _ = build_datasets(data)
-    parts = train.source.load(3, ["rgb", "depth"])
+    parts = train.base.load(3, ["rgb", "depth"])
     sample = ModalityView(train, ["rgbd"])[3]["rgbd"]
     expected = torch.cat([encode(parts["rgb"], train.modalities["rgb"]), encode(parts["depth"], train.modalities["depth"])])
     assert sample.shape == (4, 32, 32) and torch.equal(sample, expected)
@@ -38,7 +38,7 @@ def test_stack_parts_share_one_geometry_and_jitter_touches_rgb_only():
         a, b = stacked[i], separate[i]
         assert torch.equal(a["rgbd"], torch.cat([b["rgb"], b["depth"]]))
     # the depth channel went through the geometry only: its values are a subset of the clean depth map's
-    clean = train.source.load(0, ["depth"])["depth"]
+    clean = train.base.load(0, ["depth"])["depth"]
     depth_channel = stacked[0]["rgbd"][3] * train.modalities["depth"].std[0] + train.modalities["depth"].mean[0]
     known = np.append(clean.ravel(), 0).astype(np.float64)  # nearest-neighbour moves values, never mixes them
     nearest = np.abs(depth_channel.double().numpy().ravel()[:, None] - known[None]).min(axis=1)
@@ -61,8 +61,8 @@ class Spy:
 
 def test_student_view_of_an_rgbd_recipe_never_reads_depth():
     train, _ = build_datasets(rgbd_data())
-    spy = Spy(train.source)
-    train.source = spy
+    spy = Spy(train.base)
+    train.base = spy
     ModalityView(train, ["rgb"])[0]
     assert spy.asked == [("rgb",)]
     ModalityView(train, ["rgbd"])[0]

@@ -21,12 +21,16 @@ recipe's path setting:
 
 from __future__ import annotations
 
+import contextlib
+import gzip
 import hashlib
 import os
 import shutil
 import tarfile
+import zlib
 from pathlib import Path, PurePosixPath
 
+from ..errors import DataError
 from .cache import default_cache_dir
 
 ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar")
@@ -63,6 +67,20 @@ def check_members(tar: tarfile.TarFile, archive: Path) -> list[tarfile.TarInfo]:
     return members
 
 
+@contextlib.contextmanager
+def _readable(archive: Path):
+    """The open archive; a damaged or foreign file (truncated, not gzip, not tar) is one clear error."""
+    try:
+        with tarfile.open(archive) as tar:
+            yield tar
+    except (tarfile.TarError, EOFError, zlib.error, OSError) as exc:
+        if isinstance(exc, OSError) and not isinstance(exc, gzip.BadGzipFile) and exc.errno is not None:
+            raise  # a real I/O error (disk full while unpacking, permissions): its own message is the right one
+        detail = " ".join(str(exc).split())[:120] or type(exc).__name__
+        raise DataError(f"{archive}: not a readable archive ({detail}); pass an intact .tar.gz/.tgz/.tar "
+                        "or the extracted folder") from None
+
+
 def unpack(archive: Path, cache_dir: Path) -> Path:
     """The folder ``archive`` unpacks to under ``cache_dir/archives``, unpacking it on first use."""
     archive = Path(archive)
@@ -74,7 +92,7 @@ def unpack(archive: Path, cache_dir: Path) -> Path:
     shutil.rmtree(tmp, ignore_errors=True)
     print(f"unpacking {archive} into {target} (once; later runs reuse it)")
     try:
-        with tarfile.open(archive) as tar:
+        with _readable(archive) as tar:
             members = check_members(tar, archive)
             if hasattr(tarfile, "data_filter"):  # Python ≥ 3.11.4 / 3.12: the safe extraction filter
                 tar.extractall(tmp, members=members, filter="data")

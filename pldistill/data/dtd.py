@@ -79,6 +79,12 @@ class DTDTextures(PairedDataset):
         only_modality(names, self.modality)
         return {n: read_picture(self.root / self.files[index]) for n in names}
 
+    def source(self, index: int, modality: str) -> str:
+        return str(self.root / self.files[index])
+
+    def source_files(self) -> list[Path]:
+        return [self.root / f for f in self.files]
+
     def split_record(self) -> dict:
         return {"dtd": {"root": str(self.root), "seed": self.seed, "protocol": PROTOCOL,
                         **{p: self.parts[p] for p in (*PARTS, "unused")}}}

@@ -44,8 +44,9 @@ from PIL import Image
 from pydantic import ConfigDict, Field
 
 from .protocol import Modality, PairedDataset
+from .archives import data_folder
 from .registry import register_data_kind
-from .section import DataSection
+from .section import DataSection, keyed
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 DEPTH_EXTENSIONS = (".png", ".tif", ".tiff", ".npy")
@@ -242,7 +243,9 @@ class PairedFolders(PairedDataset):
         unknown = sorted(set(names) - set(index))
         if unknown:
             source = self.base / "labels.csv" if labels == "csv" else self.base
-            raise ValueError(f"{source}: labels {_listing(unknown)} are not among classes {self.classes}")
+            hint = ("; a test split holds only the training split's classes: add training samples of them or "
+                    "remove them from the test split") if classes is not None else ""
+            raise ValueError(f"{source}: labels {_listing(unknown)} are not among classes {self.classes}{hint}")
         self._labels = [index[name] for name in names]
 
     def __len__(self) -> int:
@@ -265,6 +268,12 @@ class PairedFolders(PairedDataset):
     def label(self, index: int) -> int:
         return self._labels[index]
 
+    def source(self, index: int, modality: str) -> str:
+        return str(self._files[modality][self.samples[index]])
+
+    def source_files(self) -> list[Path]:
+        return [self._files[m][s] for s in self.samples for m in self.modalities]
+
 
 @register_data_kind
 class FoldersData(DataSection):
@@ -282,12 +291,17 @@ class FoldersData(DataSection):
 
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True, populate_by_name=True)
 
+    def folder(self) -> Path:
+        """``root``, or the archive it names unpacked once into the cache."""
+        return keyed("root", lambda: data_folder(self.root, "the paired folders",
+                                                 "a folder holding <split>/<modality>/<class>/ files"))
+
     def build(self):
         kw = dict(modalities=self.modalities_, labels=self.labels, depth_scale=self.depth_scale)
-        train = PairedFolders(self.root, split=self.train_split, **kw)
-        return train, PairedFolders(self.root, split=self.test_split, classes=train.classes, **kw)
+        train = PairedFolders(self.folder(), split=self.train_split, **kw)
+        return train, PairedFolders(self.folder(), split=self.test_split, classes=train.classes, **kw)
 
     def _layout(self):
-        train = PairedFolders(self.root, self.modalities_, split=self.train_split, labels=self.labels,
+        train = PairedFolders(self.folder(), self.modalities_, split=self.train_split, labels=self.labels,
                               depth_scale=self.depth_scale)
         return {n: default_modality(n, k) for n, k in self.modalities_.items()}, train.classes

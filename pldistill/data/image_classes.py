@@ -137,7 +137,9 @@ class ImageClasses(PairedDataset):
         self.classes = list(classes) if classes is not None else sort_classes(by_class)
         unknown = sorted(set(by_class) - set(self.classes))
         if unknown:
-            raise ValueError(f"{self.root / split}: classes {unknown} are not among {self.classes}")
+            hint = ("; a test split holds only the training split's classes: add training samples of them or "
+                    "remove them from the test split") if classes is not None else ""
+            raise ValueError(f"{self.root / split}: classes {unknown} are not among {self.classes}{hint}")
         self.limit_per_class, self.seed = limit_per_class, seed
         if limit_per_class is not None:
             by_class = {c: seeded_subset(f, limit_per_class, seed, split, c) for c, f in by_class.items()}
@@ -158,6 +160,12 @@ class ImageClasses(PairedDataset):
     def load(self, index: int, names: Sequence[str]) -> dict[str, np.ndarray]:
         only_modality(names, self.modality)
         return {n: read_picture(self.root / self.files[index], self.grayscale) for n in names}
+
+    def source(self, index: int, modality: str) -> str:
+        return str(self.root / self.files[index])
+
+    def source_files(self) -> list[Path]:
+        return [self.root / f for f in self.files]
 
     def split_record(self) -> dict:
         if self.limit_per_class is None:

@@ -289,6 +289,12 @@ class NYUDepthV2(PairedDataset):
     def label(self, index: int) -> int:
         return self._labels[index]
 
+    def source(self, index: int, modality: str) -> str:
+        return f"{self.path}: {_SOURCE.get(modality, modality)}, frame {self.frame_number(index)}"
+
+    def source_files(self) -> list[Path]:
+        return [self.path]
+
     def scene_type(self, index: int) -> str:
         """The raw scene type of a frame (one of the 27, before merging)."""
         return self._scene_types[self._indices[index]]

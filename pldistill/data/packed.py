@@ -278,6 +278,12 @@ class PackedDataset(PairedDataset):
     def label(self, index: int) -> int:
         return int(self._labels[index])
 
+    def source(self, index: int, modality: str) -> str:
+        return f"{self.path}: {modality}[{index}]"
+
+    def source_files(self) -> list[Path]:
+        return [self.path]
+
     def close(self) -> None:
         """Close this process's handle; the next access reopens it."""
         if self._file is not None and self._pid == os.getpid():

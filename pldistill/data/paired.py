@@ -76,6 +76,15 @@ class ClassPaired(PairedDataset):
                 arrays = ds.finalize(arrays)
         return arrays
 
+    def source(self, index: int, modality: str) -> str:
+        if modality in self.primary.modalities:
+            return self.primary.source(index, modality)
+        return self.partner.source(int(self.partner_index[index]), modality)
+
+    def source_files(self):
+        files = [self.primary.source_files(), self.partner.source_files()]
+        return None if None in files else files[0] + files[1]
+
     def split_record(self) -> dict:
         return {**self.primary.split_record(), **self.partner.split_record(),
                 f"pairing/{self.split}": {"protocol": "each primary sample with a seeded random same-class "

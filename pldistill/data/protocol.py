@@ -9,14 +9,21 @@ to see, applies one joint augmentation, and encodes arrays as tensors.
 
 from __future__ import annotations
 
+import zlib
+from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from ..errors import DataError
 from .depth_encoding import encode_depth
 from .modality import Modality  # adapters import it from here too
+
+
+# What readers raise on a bad file: Pillow (OSError, SyntaxError for some broken PNGs), NumPy, h5py, zlib, wave.
+READ_ERRORS = (OSError, ValueError, KeyError, EOFError, SyntaxError, zlib.error)
 
 
 class PairedDataset(Dataset):
@@ -42,6 +49,14 @@ class PairedDataset(Dataset):
     def split_record(self) -> dict:
         """How pldistill chose this split's samples (seeded splits and subsets), for the run folder; {} if given."""
         return {}
+
+    def source(self, index: int, modality: str) -> str:
+        """Where sample ``index``'s ``modality`` is read from, for messages: its file, or file and position."""
+        return f"sample {index}"
+
+    def source_files(self) -> list[Path] | None:
+        """Every file this split reads (the data check's cache key: their sizes and times); None if unknown."""
+        return None
 
     def __getitem__(self, index: int) -> dict:
         sample = dict(self.load(index, list(self.modalities)))
@@ -97,7 +112,7 @@ class ModalityView(Dataset):
         return len(self.dataset)
 
     def __getitem__(self, index: int) -> dict:
-        arrays = self.dataset.load(index, self.names)
+        arrays = self._read(index)
         if self.transform is not None:
             arrays = self.transform(arrays)
         if hasattr(self.dataset, "finalize"):  # derived modalities, made from the augmented arrays
@@ -109,6 +124,20 @@ class ModalityView(Dataset):
         if self.with_index:
             sample["index"] = index
         return sample
+
+    def _read(self, index: int) -> dict[str, np.ndarray]:
+        """The raw arrays; a file that fails now (changed since the data check) is named; missing depth is 0."""
+        try:
+            arrays = dict(self.dataset.load(index, self.names))
+        except READ_ERRORS as exc:
+            files = ", ".join(dict.fromkeys(self.dataset.source(index, n) for n in self.dataset.inputs_of(self.names)))
+            detail = " ".join(str(exc).split())[:160]
+            raise DataError(f"{files}: cannot be read during training ({type(exc).__name__}: {detail}); "
+                            "was it changed after the data check?") from exc
+        for name, array in arrays.items():
+            if self.dataset.modalities[name].kind == "depth" and not np.isfinite(array).all():
+                arrays[name] = np.where(np.isfinite(array), array, 0).astype(np.float32)  # missing (NYU's 0)
+        return arrays
 
     def _encode(self, array: np.ndarray | dict, modality: Modality) -> torch.Tensor:
         if modality.kind == "stack":  # each part encoded as itself, then the channels concatenated

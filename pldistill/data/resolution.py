@@ -30,7 +30,7 @@ class ResolutionPairs(PairedDataset):
                              f"{[n for n, m in source.modalities.items() if m.kind == 'image']}")
         if factor < 2:
             raise ValueError(f"factor must be at least 2, got {factor}")
-        self.source, self.modality, self.factor, self.blur, self.noise = source, modality, factor, blur, noise
+        self.base, self.modality, self.factor, self.blur, self.noise = source, modality, factor, blur, noise
         self.hires = f"{modality}_hires"
         base = source.modalities[modality]
         self.modalities = {**source.modalities, self.hires: Modality(self.hires, "image", base.channels,
@@ -39,17 +39,23 @@ class ResolutionPairs(PairedDataset):
         self._rng = np.random.default_rng(0)
 
     def __len__(self) -> int:
-        return len(self.source)
+        return len(self.base)
 
     def label(self, index: int) -> int:
-        return self.source.label(index)
+        return self.base.label(index)
 
     def split_record(self) -> dict:
-        return self.source.split_record()
+        return self.base.split_record()
+
+    def source(self, index: int, modality: str) -> str:
+        return self.base.source(index, self.modality if modality == self.hires else modality)
+
+    def source_files(self):
+        return self.base.source_files()
 
     def load(self, index: int, names: Sequence[str]) -> dict[str, np.ndarray]:
         wanted = [self.modality if n == self.hires else n for n in names]
-        arrays = self.source.load(index, list(dict.fromkeys(wanted)))
+        arrays = self.base.load(index, list(dict.fromkeys(wanted)))
         out = {n: arrays[n] for n in names if n != self.hires}
         if self.hires in names:
             out[self.hires] = arrays[self.modality]

@@ -46,6 +46,10 @@ class DataSection(Section):
     depth_encoding: Literal["metric", "inverse", "colour"] = Field(
         "metric", description="metric: standardised metres; inverse: mean/d - 1; colour: jet, 3 channels"
     )
+    size_mismatch: Literal["resize", "refuse"] = Field(
+        "resize", description="modalities of one sample at different sizes: resize each to image_size "
+                              "(depth nearest) before the shared geometry, or refuse them in the data check",
+    )
     stack: dict[str, list[str]] = Field(
         default_factory=dict,
         description="new modalities made of others' channels, e.g. {rgbd: [rgb, depth]}; privileged if a part is",

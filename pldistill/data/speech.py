@@ -198,6 +198,12 @@ class SpokenDigits(PairedDataset):
         only_modality(names, self.modality)
         return {n: self._spectrograms[index] for n in names}
 
+    def source(self, index: int, modality: str) -> str:
+        return str(self.folder / self.files[index])
+
+    def source_files(self) -> list[Path]:
+        return [self.folder / f for f in self.files]
+
 
 @register_data_kind
 class SpeechDigitsData(RealFilesData):

@@ -19,7 +19,7 @@ class StackedModalities(PairedDataset):
     """A dataset plus named stacks of its modalities; reads only the parts a view asks for."""
 
     def __init__(self, source: PairedDataset, stacks: dict[str, list[str]], channels: dict[str, int]):
-        self.source = source
+        self.base = source
         self.stacks = {name: list(parts) for name, parts in stacks.items()}
         self.classes = source.classes
         self.modalities = dict(source.modalities)
@@ -27,7 +27,7 @@ class StackedModalities(PairedDataset):
             self.modalities[name] = Modality(name, "stack", channels[name], (), ())
 
     def __len__(self) -> int:
-        return len(self.source)
+        return len(self.base)
 
     def inputs_of(self, names: Sequence[str]) -> list[str]:
         """The stored modalities behind ``names``: a stack's parts in place of the stack."""
@@ -37,18 +37,24 @@ class StackedModalities(PairedDataset):
         return list(dict.fromkeys(out))
 
     def load(self, index: int, names: Sequence[str]) -> dict[str, np.ndarray]:
-        return self.source.load(index, self.inputs_of(names))
+        return self.base.load(index, self.inputs_of(names))
 
     def label(self, index: int) -> int:
-        return self.source.label(index)
+        return self.base.label(index)
 
     def finalize(self, arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        finalize = getattr(self.source, "finalize", None)
+        finalize = getattr(self.base, "finalize", None)
         return finalize(arrays) if finalize is not None else arrays
 
     def split_record(self) -> dict:
-        record = getattr(self.source, "split_record", None)
+        record = getattr(self.base, "split_record", None)
         return record() if record is not None else {}
 
+    def source(self, index: int, modality: str) -> str:
+        return self.base.source(index, modality)
+
+    def source_files(self):
+        return self.base.source_files()
+
     def __getitem__(self, index: int) -> dict:
-        return self.source[index]
+        return self.base[index]

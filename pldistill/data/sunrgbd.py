@@ -133,6 +133,18 @@ class SUNRGBDFrames(PairedDataset):
             out["depth"] = np.minimum(metres, self.max_depth) if self.max_depth else metres
         return {n: out[n] for n in names}
 
+    def source(self, index: int, modality: str) -> str:
+        frame = self.root / self.frames[index]
+        folder = frame / ("image" if modality == "rgb" else self.depth_folder)
+        try:
+            return str(_only_file(folder, (".jpg", ".jpeg", ".png")))
+        except (OSError, ValueError):
+            return str(folder)
+
+    def source_files(self) -> list[Path]:
+        return [p for f in self.frames for d in ("image", self.depth_folder)
+                for p in sorted((self.root / f / d).iterdir())]
+
     def split_record(self) -> dict:
         if self.test_list is not None:
             return {}

@@ -136,6 +136,12 @@ class SyntheticShapes(PairedDataset):
     def label(self, index: int) -> int:
         return int(self._arrays["label"][index])
 
+    def source(self, index: int, modality: str) -> str:
+        return f"{self.path}: {modality}[{index}]"
+
+    def source_files(self) -> list[Path]:
+        return [self.path]
+
 
 @register_data_kind
 class SyntheticShapesData(DataSection):

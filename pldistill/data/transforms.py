@@ -4,7 +4,10 @@ Every modality of a sample goes through the *same* random geometric transform
 (one ``A.Compose`` call). Image modalities are image targets and also get
 photometric changes; depth modalities are mask targets, so they get the same
 geometry (nearest-neighbour, no mixing of depths across edges) and no colour
-jitter. Spectrogram modalities bypass the transform entirely: a flip would
+jitter. Modalities of one sample at different sizes (Kinect v2 colour is
+1920 × 1080, its depth 512 × 424) are each resized to the input size first —
+images bilinear, depth nearest — so that the shared geometry applies to all.
+Spectrogram modalities bypass the transform entirely: a flip would
 reverse time and a rotation mix time with frequency, and they come at their
 input size already (a spectrogram is never pixel-aligned with an image of
 another modality: such pairs share a class, not a geometry).
@@ -21,6 +24,7 @@ import albumentations as A  # noqa: E402
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
+from ..errors import DataError  # noqa: E402
 from .protocol import Modality  # noqa: E402
 
 
@@ -71,6 +75,21 @@ class JointTransform:
             j = color_jitter
             ops.append(A.ColorJitter(brightness=j, contrast=j, saturation=j, hue=min(j, 0.5) / 4, p=0.8))
         self.compose = A.Compose(ops, additional_targets=targets, seed=seed)
+        self.size = size
+
+    def _same_size(self, arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Arrays of different sizes, each resized to size × size (the data check reported them)."""
+        if len({a.shape[:2] for a in arrays.values()}) < 2:
+            return arrays
+        if not self.size:
+            shown = ", ".join(f"{n} {a.shape[0]}×{a.shape[1]}" for n, a in arrays.items())
+            raise DataError(f"modalities of one sample differ in size ({shown}) and this data kind is not resized")
+        out = {}
+        for name, a in arrays.items():
+            nearest = self.modalities[name].kind != "image"
+            r = cv2.resize(a, (self.size, self.size), interpolation=cv2.INTER_NEAREST if nearest else cv2.INTER_LINEAR)
+            out[name] = r[:, :, None] if a.ndim == 3 and r.ndim == 2 else r
+        return out
 
     def _random_parts(self) -> list:
         # albumentations gives the pipeline and every transform their own generators
@@ -91,6 +110,7 @@ class JointTransform:
         if kept:
             arrays = {n: a for n, a in arrays.items() if n not in kept}
             return {**(self(arrays) if arrays else {}), **kept}
+        arrays = self._same_size(arrays)
         kwargs = {n: a for n, a in arrays.items() if n != self.primary}
         if self.primary is not None:
             kwargs["image"] = arrays[self.primary]

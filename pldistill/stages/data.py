@@ -6,7 +6,8 @@ import torch
 from torch.utils.data import DataLoader
 
 from .. import distributed
-from ..data import JointTransform, ModalityView, build_datasets
+from ..data import JointTransform, ModalityView
+from ..data.check import checked_datasets
 from ..recipe import Recipe
 
 
@@ -32,7 +33,8 @@ class RunData:
     def __init__(self, recipe: Recipe, datasets: tuple | None = None):
         self.recipe = recipe
         # a control run shares its parent's data: pass (train, test) rather than reading them again
-        self.train_set, self.test_set = datasets or distributed.main_first(lambda: build_datasets(recipe.data))
+        self.train_set, self.test_set = datasets or distributed.main_first(
+            lambda: checked_datasets(recipe.data, progress=False))
 
     @property
     def num_classes(self) -> int:
