@@ -7,7 +7,7 @@ strings, no hand-placed hooks that break when a model changes.
 
 from __future__ import annotations
 
-import difflib
+import functools
 from pathlib import Path
 from typing import Sequence
 
@@ -16,19 +16,7 @@ import torch
 from torch import Tensor, nn
 
 from .errors import PldistillError
-
-
-class UnknownModelError(PldistillError, ValueError):
-    pass
-
-
-def check_model_name(name: str) -> None:
-    """Raise with close matches when timm does not know ``name``."""
-    if timm.is_model(name):
-        return
-    close = difflib.get_close_matches(name, timm.list_models(), n=3, cutoff=0.6)
-    hint = f" (did you mean {', '.join(repr(c) for c in close)}?)" if close else ""
-    raise UnknownModelError(f"timm has no model named {name!r}{hint}")
+from .model_names import UnknownModelError, check_model_name  # noqa: F401 - where callers looked for them
 
 
 class WeightsError(PldistillError, ValueError):
@@ -111,13 +99,17 @@ def checked_state(model: nn.Module, name: str, path: str | Path, quiet: bool = F
     return state
 
 
+@functools.lru_cache(maxsize=None)
+def _fixed_input_size(name: str) -> bool:
+    with torch.device("meta"):
+        return bool(timm.create_model(name, pretrained=False).pretrained_cfg.get("fixed_input_size", False))
+
+
 def size_kwargs(name: str, image_size: int | None) -> dict:
     """Models built for one input size (ViT, MLP-Mixer) are told the data's size; CNNs take any."""
     if image_size is None:
         return {}
-    with torch.device("meta"):
-        fixed = timm.create_model(name, pretrained=False).pretrained_cfg.get("fixed_input_size", False)
-    return {"img_size": image_size} if fixed else {}
+    return {"img_size": image_size} if _fixed_input_size(name) else {}
 
 
 def build_model(
@@ -137,16 +129,18 @@ def build_model(
     return model
 
 
-def feature_shapes(name: str, in_chans: int, image_size: int) -> list[tuple[int, ...]]:
+@functools.lru_cache(maxsize=256)
+def feature_shapes(name: str, in_chans: int, image_size: int) -> tuple[tuple[int, ...], ...]:
     """Per-stage feature shapes for one ``image_size`` input, from a forward on the meta device.
 
     Costs no memory and no real compute, so recipes can check at load that a
-    loss fits the layers it pairs.
+    loss fits the layers it pairs; remembered per (model, channels, size), because
+    building the model is most of a recipe's load time and sweeps load one per cell.
     """
     with torch.device("meta"):
         model = timm.create_model(name, pretrained=False, in_chans=in_chans, **size_kwargs(name, image_size)).eval()
         _, features = model.forward_intermediates(torch.empty(2, in_chans, image_size, image_size))
-    return [tuple(f.shape[1:]) for f in features]
+    return tuple(tuple(f.shape[1:]) for f in features)
 
 
 def num_stages(model: nn.Module) -> int:

@@ -9,6 +9,7 @@ against the classes below. Every problem is reported before any work starts as
 from __future__ import annotations
 
 import difflib
+import functools
 import hashlib
 import json
 import math
@@ -21,7 +22,7 @@ from pydantic import BaseModel, Field, TypeAdapter, ValidationError, create_mode
 from .data.registry import data_kinds, data_union
 from .errors import RecipeError
 from .losses.registry import LossSpec, all_losses, loss_names, loss_spec
-from .models import UnknownModelError, check_model_name
+from .model_names import UnknownModelError, check_model_name
 from .recipe_compose import CompositionError, apply_override, compose, parse_override
 from .section import Section
 
@@ -380,6 +381,7 @@ def _check_teacher_domain(recipe: Recipe, where) -> None:
         )
 
 
+@functools.lru_cache(maxsize=None)
 def _stage_count(model_name: str) -> int:
     # Built on the meta device: no memory, no weights, just the stage layout.
     import timm
