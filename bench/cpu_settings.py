@@ -9,7 +9,9 @@ under each combination of
 
   * torch intra-op threads: 1 and the machine's cores;
   * memory layout: channels_last (the recipe default) or contiguous;
-  * oneDNN (mkldnn) convolutions on or off;
+
+and, at the recipe's threads and layout, with oneDNN (mkldnn) convolutions
+off and with bf16 autocast (``schedule.precision: bf16``),
 
 plus the teacher's forward alone and the data pipeline (joint augmentation +
 encoding of one RGB-D sample, what the DataLoader does per sample). Settings
@@ -19,7 +21,7 @@ round. Also recorded: the CPU model, flags (AVX-512, AMX) and torch's CPU
 capability, so machines can be compared.
 Writes bench/results/cpu_settings.{json,md}.
 
-    .venv/bin/python bench/cpu_settings.py            # ~4 min on 2 idle cores
+    .venv/bin/python bench/cpu_settings.py            # ~4 min on 2 idle cores (a Xeon)
     .venv/bin/python bench/cpu_settings.py --quick    # smoke test
 """
 
@@ -63,7 +65,7 @@ def cpu_flags() -> dict:
             "mkldnn_available": torch.backends.mkldnn.is_available()}
 
 
-def make_step(channels_last: bool):
+def make_step(channels_last: bool, bf16: bool = False):
     teacher = TappedModel(build_model("resnet10t", 1, 4), [-1]).eval()
     student = TappedModel(build_model("mobilenetv3_small_100", 3, 4), [-1])
     fmt = torch.channels_last if channels_last else torch.contiguous_format
@@ -76,16 +78,17 @@ def make_step(channels_last: bool):
     labels = torch.randint(0, 4, (BATCH,), generator=g)
 
     def step():
-        with torch.no_grad():
-            _, t_feats = teacher(depth)
-        logits, s_feats = student(rgb)
-        loss = F.cross_entropy(logits, labels) + 3000.0 * sp_loss(t_feats[0], s_feats[0])
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            with torch.no_grad():
+                _, t_feats = teacher(depth)
+            logits, s_feats = student(rgb)
+        loss = F.cross_entropy(logits.float(), labels) + 3000.0 * sp_loss(t_feats[0].float(), s_feats[0].float())
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
 
     def teacher_only():
-        with torch.no_grad():
+        with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
             teacher(depth)
 
     return step, teacher_only
@@ -115,36 +118,43 @@ def data_rate(samples: int) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--rounds", type=int, default=6)
+    parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--steps", type=int, default=8)
+    parser.add_argument("--render", action="store_true", help="rewrite the .md from the last .json only")
     args = parser.parse_args()
+    if args.render:
+        write_markdown(json.loads((OUT / "cpu_settings.json").read_text()), "python bench/cpu_settings.py")
+        return
     rounds, steps = (2, 2) if args.quick else (args.rounds, args.steps)
     cores = os.cpu_count() or 1
-    default = (cores, True, True)
-    settings = list(itertools.product(sorted({1, cores}), (True, False), (True, False)))
+    default = (cores, True, True, "fp32")
+    # oneDNN off is ~10× slower everywhere measured: one row of it says so (each costs half a minute a round)
+    settings = [(*s, True, "fp32") for s in itertools.product(sorted({1, cores}), (True, False))]
     settings.sort(key=lambda s: s != default)  # the recipe default first in every round
+    settings.append((cores, True, False, "fp32"))
+    settings.append((cores, True, True, "bf16"))  # schedule.precision: bf16 (CPU autocast; changes the numbers)
     torch.set_num_threads(cores)
     meta = describe_machine(torch)
     rates: dict[tuple, list[float]] = {s: [] for s in settings}
     teacher_rates: dict[tuple, list[float]] = {s: [] for s in settings}
-    built = {cl: make_step(cl) for cl in (True, False)}
+    built = {(cl, p): make_step(cl, p == "bf16") for cl in (True, False) for p in ("fp32", "bf16")}
     for r in range(rounds + 1):
-        for threads, channels_last, onednn in settings:
+        for setting in settings:
+            threads, channels_last, onednn, precision = setting
             torch.set_num_threads(threads)
             torch.backends.mkldnn.enabled = onednn
-            step, teacher_only = built[channels_last]
+            step, teacher_only = built[(channels_last, precision)]
             rate, t_rate = timed(step, steps), timed(teacher_only, steps)
             if r > 0:  # round 0 warms every setting up
-                rates[(threads, channels_last, onednn)].append(rate)
-                teacher_rates[(threads, channels_last, onednn)].append(t_rate)
-            print(f"round {r} threads={threads} channels_last={channels_last} onednn={onednn}: "
-                  f"{rate:.0f} samples/s (teacher forward {t_rate:.0f})", flush=True)
+                rates[setting].append(rate)
+                teacher_rates[setting].append(t_rate)
+            print(f"round {r} {setting}: {rate:.0f} samples/s (teacher forward {t_rate:.0f})", flush=True)
     torch.set_num_threads(cores)
     torch.backends.mkldnn.enabled = True
     rows = []
     for s in settings:
         ratio = statistics.median(a / b for a, b in zip(rates[s], rates[default]))
-        rows.append({"threads": s[0], "channels_last": s[1], "onednn": s[2],
+        rows.append({"threads": s[0], "channels_last": s[1], "onednn": s[2], "precision": s[3],
                      "samples_per_s": statistics.median(rates[s]),
                      "teacher_forward_samples_per_s": statistics.median(teacher_rates[s]),
                      "x_default": ratio, "range": [min(a / b for a, b in zip(rates[s], rates[default])),
@@ -154,23 +164,68 @@ def main() -> None:
               "rounds": rounds, "steps_per_round": steps, "batch": BATCH, "size": SIZE}
     OUT.mkdir(exist_ok=True)
     (OUT / "cpu_settings.json").write_text(json.dumps(result, indent=1))
-    cpu = result["cpu"]
+    write_markdown(result, "python bench/cpu_settings.py" + (" --quick" if args.quick else ""))
+
+
+def _reading(result: dict) -> list[str]:
+    """What the numbers say: is the recipe default the fastest here, and how this CPU compares with the
+    machine bench/overhead.py last ran on (its bare loop is this step)."""
+    rows = result["rows"]
+    fp32 = [r for r in rows if r["precision"] == "fp32"]
+    best = max(fp32, key=lambda r: r["x_default"])
+    default = next(r for r in fp32 if r["x_default"] == 1.0 and r["channels_last"] and r["onednn"])
+    out = []
+    if best is default or best["x_default"] < 1.03:
+        out.append(f"**The recipe default is the fastest float32 setting on this CPU** (the next best, "
+                   f"{_name(sorted(fp32, key=lambda r: -r['x_default'])[1])}, runs at "
+                   f"{sorted(fp32, key=lambda r: -r['x_default'])[1]['x_default']:.2f}×): nothing to choose per "
+                   "machine among threads, layout and oneDNN.")
+    else:
+        out.append(f"**{_name(best)} is {best['x_default']:.2f}× the recipe default on this CPU.**")
+    bf16 = next((r for r in rows if r["precision"] == "bf16"), None)
+    if bf16:
+        out.append(f"bf16 autocast (`schedule.precision: bf16`, which changes the numbers, so it is never chosen "
+                   f"for you) runs at {bf16['x_default']:.2f}× on this CPU.")
+    overhead = OUT / "overhead.json"
+    if overhead.is_file():
+        try:
+            other = json.loads(overhead.read_text())
+            bare = next(m for m in other["rows"] if m["method"] == "bare")
+            machine, rate = other["machine"], bare["samples_per_second"]
+        except (ValueError, KeyError, StopIteration, TypeError):
+            machine = None
+        if machine and machine.split(",")[0] != result["meta"]["machine"].split(",")[0]:
+            out.append(f"The same step (bench/overhead.py's bare loop) ran at {rate:.0f} samples/s on {machine}: "
+                       f"{rate / default['samples_per_s']:.2f}× this CPU's {default['samples_per_s']:.0f}, "
+                       "with the same settings.")
+    return out
+
+
+def _name(row: dict) -> str:
+    return (f"{row['threads']} thread(s), {'channels_last' if row['channels_last'] else 'contiguous'}, "
+            f"oneDNN {'on' if row['onednn'] else 'off'}, {row['precision']}")
+
+
+def write_markdown(result: dict, command: str) -> None:
+    cpu, meta, cores = result["cpu"], result["meta"], max(r["threads"] for r in result["rows"])
     lines = ["## CPU settings for the flagship's training step", "",
-             *provenance("python bench/cpu_settings.py" + (" --quick" if args.quick else ""), meta),
+             *provenance(command, meta),
              f"CPU flags: {', '.join(cpu['flags']) or 'none of the listed'}; torch CPU capability "
              f"{cpu['torch_cpu_capability']}; oneDNN available: {cpu['mkldnn_available']}.", "",
-             f"Distilled-student step at flagship sizes (batch {BATCH}, {SIZE} px, mobilenetv3_small_100 on RGB, "
-             f"frozen resnet10t on depth, SP γ=3000 on the last stage pair, AdamW), {rounds} interleaved rounds of "
-             f"{steps} steps after a warm-up round; × default = median over rounds of the ratio to the recipe "
-             f"default ({cores} threads, channels_last, oneDNN on) in the same round.", "",
-             "| threads | channels_last | oneDNN | samples/s (step) | teacher forward samples/s | × default | range |",
-             "|---:|---|---|---:|---:|---:|---:|"]
-    for row in rows:
-        lines.append(f"| {row['threads']} | {row['channels_last']} | {row['onednn']} | {row['samples_per_s']:.0f} | "
-                     f"{row['teacher_forward_samples_per_s']:.0f} | {row['x_default']:.3f} | "
-                     f"{row['range'][0]:.2f}–{row['range'][1]:.2f} |")
+             f"Distilled-student step at flagship sizes (batch {result['batch']}, {result['size']} px, "
+             "mobilenetv3_small_100 on RGB, frozen resnet10t on depth, SP γ=3000 on the last stage pair, AdamW), "
+             f"{result['rounds']} interleaved rounds of {result['steps_per_round']} steps after a warm-up round; "
+             "× default = median over rounds of the ratio to the recipe default "
+             f"({cores} threads, channels_last, oneDNN on, fp32) in the same round.", "",
+             "| threads | channels_last | oneDNN | precision | samples/s (step) | teacher forward samples/s | × default "
+             "| range |",
+             "|---:|---|---|---|---:|---:|---:|---:|"]
+    for row in result["rows"]:
+        lines.append(f"| {row['threads']} | {row['channels_last']} | {row['onednn']} | {row['precision']} | "
+                     f"{row['samples_per_s']:.0f} | {row['teacher_forward_samples_per_s']:.0f} | "
+                     f"{row['x_default']:.3f} | {row['range'][0]:.2f}–{row['range'][1]:.2f} |")
     lines += ["", f"Data pipeline (load + joint augmentation + encoding of one RGB-D sample, one process): "
-              f"{data:.0f} samples/s."]
+              f"{result['data_samples_per_s']:.0f} samples/s.", "", *_reading(result)]
     (OUT / "cpu_settings.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 

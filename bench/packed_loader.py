@@ -88,6 +88,10 @@ def training_rate(recipe) -> float:
 
 
 def main() -> int:
+    import argparse
+
+    # no options: parsing still answers --help (without it, --help ran the whole benchmark and overwrote results)
+    argparse.ArgumentParser(description=__doc__.splitlines()[0]).parse_args()
     from pldistill.data.packed import pack
     from pldistill.recipe import load_recipe
 

@@ -49,16 +49,50 @@ def load_mnist_folder(root: str | Path, cache: str | Path | None = None) -> dict
     return out
 
 
+def read_mnist_archive(path: Path) -> dict[str, np.ndarray]:
+    """The same arrays as ``load_mnist_folder``, decoded straight from the .tar.gz: 70,000 PNGs are never
+    written to disk (members are read, never extracted, so no member path can land anywhere)."""
+    import io
+    import tarfile
+    from pathlib import PurePosixPath
+
+    from PIL import Image
+
+    found: dict[str, list[tuple[str, np.ndarray]]] = {"train": [], "test": []}
+    with tarfile.open(path) as tar:
+        for member in tar:
+            parts = PurePosixPath(member.name).parts
+            if not (member.isfile() and member.name.endswith(".png") and len(parts) >= 3):
+                continue
+            split, digit = parts[-3], parts[-2]
+            if split in found and digit.isdigit():
+                pixels = np.asarray(Image.open(io.BytesIO(tar.extractfile(member).read())).convert("L"))
+                found[split].append((f"{digit}/{parts[-1]}", pixels))
+    out = {}
+    for split, items in found.items():
+        if not items:
+            raise FileNotFoundError(f"{path}: no {split}/<digit>/*.png members (MNIST as PNG class folders)")
+        items.sort(key=lambda item: item[0])  # the order load_mnist_folder's sorted glob gives
+        out[f"x_{split}"] = np.stack([pixels for _, pixels in items])
+        out[f"y_{split}"] = np.array([int(name.split("/")[0]) for name, _ in items], dtype=np.int64)
+    return out
+
+
 def mnist_arrays(path: str | Path, cache_dir: Path) -> dict[str, np.ndarray]:
-    """MNIST from a PNG folder or its .tar.gz (unpacked once, safely, into ``cache_dir``)."""
+    """MNIST from a PNG folder or its .tar.gz (read in place), decoded once into ``cache_dir``."""
     import hashlib
 
-    from pldistill.data.archives import data_folder, find_root
+    from pldistill.data.archives import data_folder, find_root, is_archive
 
     path = Path(path)
     cache = cache_dir / f"mnist-{hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:12]}.npz"
-    if cache.exists():  # decoded before: no need to unpack again
+    if cache.exists():  # decoded before: no need to read the PNGs again
         return load_mnist_folder(path, cache)
+    if is_archive(path):
+        out = read_mnist_archive(path)
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        np.savez(cache, **out)
+        return out
     folder = find_root(data_folder(path, "MNIST (PNG)", "e.g. ../shared/data/mnist-png.tar.gz", cache_dir),
                        "test", "MNIST as {train,test}/<digit>/*.png")
     return load_mnist_folder(folder, cache)

@@ -22,6 +22,20 @@ def write_fake_digits(root, per_class=30):
                 Image.fromarray(img).save(root / split / str(digit) / f"{i}.png")
 
 
+def test_the_archive_is_read_in_place_to_the_same_arrays_as_its_folder(tmp_path):
+    from experiments.gd_mnist import mnist_arrays
+    from real_layouts import make_tar
+
+    write_fake_digits(tmp_path / "mnist", per_class=3)
+    archive = make_tar(tmp_path / "mnist", tmp_path / "mnist-png.tar.gz", arcname="mnist-png")
+    from_archive = mnist_arrays(archive, tmp_path / "cache")
+    folder = load_mnist_folder(tmp_path / "mnist")
+    assert all(np.array_equal(from_archive[k], folder[k]) for k in folder) and set(from_archive) == set(folder)
+    assert not (tmp_path / "cache" / "archives").exists()  # nothing unpacked
+    again = mnist_arrays(archive, tmp_path / "cache")  # decoded once: the .npz is read back
+    assert all(np.array_equal(again[k], folder[k]) for k in folder)
+
+
 def test_folder_reader_downsampling_and_the_batched_grid(tmp_path):
     write_fake_digits(tmp_path / "mnist")
     data = load_mnist_folder(tmp_path / "mnist", tmp_path / "cache.npz")

@@ -101,11 +101,12 @@ def _array_problem(array: np.ndarray, kind: str, channels: int) -> str | None:
 def check_sample(ds: PairedDataset, index: int, split: str, resize: bool, refuse_sizes: bool,
                  notes: Counter) -> list[Defect]:
     """The defects of one sample (every stored modality read on its own, so each defect names one)."""
-    defects, sizes, failed = [], {}, set()
+    defects, sizes, read = [], {}, set()
     for name in ds.inputs_of([n for n, m in ds.modalities.items() if m.kind != "stack"]):
         modality = ds.modalities[name]
-        if ds.source(index, name) in failed:  # two modalities of one file (a resolution pair): named once
+        if ds.source(index, name) in read:  # two modalities of one file (a resolution pair): read once
             continue
+        read.add(ds.source(index, name))
 
         def defect(problem: str, fix: str) -> Defect:
             return Defect(ds.source(index, name), split, index, name, problem, fix)
@@ -115,7 +116,6 @@ def check_sample(ds: PairedDataset, index: int, split: str, resize: bool, refuse
         except READ_ERRORS as exc:
             defects.append(defect(f"cannot be read ({_short(exc)})",
                                   "replace the file, or remove this sample from every modality"))
-            failed.add(ds.source(index, name))
             continue
         problem = _array_problem(array, modality.kind, modality.channels)
         if problem:
