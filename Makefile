@@ -79,6 +79,7 @@ $(BENCH_STAMP): $(STAMP)
 bench: $(BENCH_STAMP)
 	$(PY) bench/overhead.py
 	$(PY) bench/cpu_settings.py
+	$(PY) bench/test_suite.py
 	$(PY) bench/torchdistill_side_by_side.py
 	$(PY) bench/teacher_cache.py
 	$(PY) bench/scaling.py

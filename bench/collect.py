@@ -17,6 +17,7 @@ RESULTS = Path(__file__).parent / "results"
 # (results file, what it answers); in reading order
 SECTIONS = [
     ("overhead", "Framework overhead: pldistill's student stage against a bare PyTorch loop (goal ≥ 0.95×)"),
+    ("test_suite", "Test suite time: `make test` on a 2-core machine (goal ≤ 5 min)"),
     ("cpu_settings", "CPU settings: threads, memory layout and oneDNN for the flagship's step on this machine"),
     ("torchdistill_side_by_side", "pldistill beside torchdistill: same models, data and SP (goal ≥ 1.3× at equal accuracy)"),
     ("teacher_cache", "Teacher-output cache: student-stage speed-up and accuracy difference"),

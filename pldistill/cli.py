@@ -12,21 +12,22 @@ for _name, _value in {"WANDB_MODE": "offline", "HF_HUB_OFFLINE": "1", "NO_ALBUME
 
 
 def _run(args: argparse.Namespace) -> int:
-    from .distributed import process_group
     from .recipe import RecipeError, load_recipe
-    from .run import run_recipe
-
-    from .run import ResumeError, find_interrupted
 
     if args.recipe is None and args.resume is None:
         raise RecipeError("give a recipe file, or --resume RUN_DIR")
     if args.recipe is None and not (args.resume / "recipe.yaml").exists():
+        from .stages.folder import ResumeError
+
         raise ResumeError(f"{args.resume}: not a run folder (no recipe.yaml); nothing to resume")
     if args.recipe is not None and "=" in str(args.recipe):
         raise RecipeError(f"{args.recipe}: the recipe file comes first, then key=value overrides")
     recipe_path = args.recipe or args.resume / "recipe.yaml"
     overrides = list(args.overrides) + ([f"seed={args.seed}"] if args.seed is not None else [])
-    recipe = load_recipe(recipe_path, overrides)
+    recipe = load_recipe(recipe_path, overrides)  # a bad recipe is refused before the training code loads
+    from .distributed import process_group
+    from .run import find_interrupted, run_recipe
+
     resume = args.resume
     if resume is None and not args.fresh:
         resume = find_interrupted(recipe, args.runs_dir)

@@ -23,3 +23,32 @@ def test_each_command_help_has_examples(command, capsys):
         build_parser().parse_args([command, "--help"])
     text = capsys.readouterr().out
     assert "example" in text and f"pldistill {command}" in text
+
+
+_IMPORTED = """
+import sys
+from pldistill.cli import main
+try:
+    main(sys.argv[1:])
+except SystemExit:
+    pass
+print(sorted(m for m in ("torch", "timm", "albumentations", "wandb", "matplotlib") if m in sys.modules))
+"""
+
+
+def _imported_by(*argv, cwd=None) -> list[str]:
+    import ast
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", _IMPORTED, *argv], capture_output=True, text=True, timeout=120,
+                          cwd=cwd)
+    return ast.literal_eval(done.stdout.strip().splitlines()[-1])
+
+
+def test_help_and_a_bad_recipe_do_not_load_the_training_code(tmp_path):
+    """--help imports nothing heavy; a recipe refused by its schema is refused before timm, albumentations,
+    W&B or matplotlib load (torch still loads: the loss and data registries are built from torch modules)."""
+    assert _imported_by("--help") == []
+    (tmp_path / "bad.yaml").write_text("name: x\nschedule: {epochz: 3}\n")
+    assert _imported_by("run", str(tmp_path / "bad.yaml")) == ["torch"]

@@ -18,17 +18,23 @@ from __future__ import annotations
 import os
 from typing import Mapping
 
-os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+import cv2
+import numpy as np
 
-import albumentations as A  # noqa: E402
-import cv2  # noqa: E402
-import numpy as np  # noqa: E402
+from ..errors import DataError
+from .protocol import Modality
 
-from ..errors import DataError  # noqa: E402
-from .protocol import Modality  # noqa: E402
+
+def _albumentations():
+    """albumentations, imported when a transform is first built: loading a recipe does not pay for it."""
+    os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+    import albumentations
+
+    return albumentations
 
 
 def _geometric(hflip: bool, shift: float, scale: float, rotate: float) -> list:
+    A = _albumentations()
     ops: list = []
     if hflip:
         ops.append(A.HorizontalFlip(p=0.5))
@@ -70,6 +76,7 @@ class JointTransform:
         if self.primary is not None:
             del targets[self.primary]
         # Real files come in their own sizes: one resize to size × size first (depth: nearest, as a mask).
+        A = _albumentations()
         ops = ([A.Resize(size, size)] if size else []) + _geometric(hflip, shift, scale, rotate)
         if color_jitter and images:
             j = color_jitter
