@@ -18,11 +18,11 @@ from wandb_offline import read_offline_run
 TINY = {
     "name": "tiny",
     "seed": 0,
-    "data": {"kind": "synthetic_shapes", "num_train": 640, "num_test": 400, "image_size": 32},
+    "data": {"kind": "synthetic_shapes", "num_train": 640, "num_test": 256, "image_size": 32},
     "teacher": {"model": "resnet10t", "modality": "depth"},
     "student": {"model": "mobilenetv3_small_100", "modality": "rgb"},
     "distill": {"losses": [{"name": "sp", "weight": 1000.0, "pairs": [{"teacher": -1, "student": -1}]}]},
-    "schedule": {"epochs": 4, "batch_size": 32, "lr": 0.002},
+    "schedule": {"epochs": 3, "batch_size": 32, "lr": 0.002},
 }
 
 
@@ -73,7 +73,7 @@ def test_saved_student_reproduces_its_accuracy_from_rgb_alone(tiny_run):
     state = torch.load(run_dir / "checkpoints" / "student_distilled.pt", weights_only=True)
     model = TappedModel(build_model("mobilenetv3_small_100", 3, 4))
     model.model.load_state_dict(state["state_dict"])
-    test = SyntheticShapes("test", 400, image_size=32, seed=0)
+    test = SyntheticShapes("test", 256, image_size=32, seed=0)
     loader = DataLoader(ModalityView(test, ["rgb"]), batch_size=100)
     acc = evaluate(model, loader, "rgb", torch.device("cpu"), channels_last=True)
     assert acc == pytest.approx(results["students"]["distilled"]["test_acc"])
@@ -86,10 +86,10 @@ def test_wandb_offline_run_reads_back_what_was_logged(tiny_run):
     assert run.group == "tiny" and run.tags == ["tiny", "seed0"] and run.name.startswith("tiny-seed0-")
     assert run.config["name"] == "tiny" and run.config["schedule"]["batch_size"] == 32
     teacher_acc = [row["teacher/val/acc"] for row in run.history if "teacher/val/acc" in row]
-    assert len(teacher_acc) == 4 and teacher_acc[-1] == pytest.approx(results["teacher"]["test_acc"])
+    assert len(teacher_acc) == 3 and teacher_acc[-1] == pytest.approx(results["teacher"]["test_acc"])
     sp_terms = [row["student_distilled/train/terms/sp/t-1-s-1"] for row in run.history
                 if "student_distilled/train/terms/sp/t-1-s-1" in row]
-    assert len(sp_terms) == 4 and all(v > 0 for v in sp_terms)
+    assert len(sp_terms) == 3 and all(v > 0 for v in sp_terms)
     assert run.summary["student_scratch/test_acc"] == pytest.approx(results["students"]["scratch"]["test_acc"])
     assert results["wandb"]["sync"].startswith("wandb sync ")
 
@@ -99,14 +99,14 @@ def test_alignment_is_measured_every_epoch_and_reproduced_from_the_saved_models(
     key = "align/simcorr/t4-s4"
     for kind in ("scratch", "distilled"):
         history = results["students"][kind]["history"]
-        assert [h["epoch"] for h in history if key in h] == [1, 2, 3, 4]
+        assert [h["epoch"] for h in history if key in h] == [1, 2, 3]
         assert 0 <= results["students"][kind]["alignment"]["align/cka/t4-s4"] <= 1
     # the logged end-of-training values are what the saved models give on the probe set
     load = lambda name: torch.load(run_dir / "checkpoints" / f"{name}.pt", weights_only=True)["state_dict"]
     teacher, student = build_model("resnet10t", 1, 4), build_model("mobilenetv3_small_100", 3, 4)
     teacher.load_state_dict(load("teacher"))
     student.load_state_dict(load("student_distilled"))
-    probe = AlignmentProbe(SyntheticShapes("test", 400, image_size=32, seed=0), TappedModel(teacher), "depth", "rgb",
+    probe = AlignmentProbe(SyntheticShapes("test", 256, image_size=32, seed=0), TappedModel(teacher), "depth", "rgb",
                            [(-1, -1)], 256, 10, torch.device("cpu"), channels_last=True)
     again = probe.measure(TappedModel(student))
     logged = results["students"]["distilled"]["alignment"]
@@ -131,7 +131,7 @@ def test_report_holds_every_figure_and_wandb_holds_the_same_images(tiny_run):
     assert set(images) == {"figures/curves", "figures/alignment", "figures/similarity", "figures/cka_grid"}
     assert all((offline / "files" / path).is_file() for path in images.values())
     aligned = [row for row in run.history if "student_distilled/align/cka/t4-s4" in row]
-    assert len(aligned) == 4
+    assert len(aligned) == 3
 
 
 def test_report_command_rebuilds_one_run_and_compares_several(tiny_run, tmp_path, capsys):
@@ -154,7 +154,7 @@ def test_second_run_reuses_the_cached_teacher(tiny_run, tmp_path):
     (That the same recipe and seed give the same students is asserted, weight for weight, by test_resume.)
     """
     recipe, _, first = tiny_run
-    student_side = ["schedule.teacher_epochs=4", "schedule.epochs=1", "distill.same_modality_control=false"]
+    student_side = ["schedule.teacher_epochs=3", "schedule.epochs=1", "distill.same_modality_control=false"]
     code = main(["run", str(recipe), *student_side, "--runs-dir", str(tmp_path), "--quiet"])
     assert code == 0
     (run_dir,) = (tmp_path / "tiny").iterdir()
@@ -193,7 +193,7 @@ def test_exported_student_reloads_with_timm_alone_and_predicts_the_same(tiny_run
     original = build_model("mobilenetv3_small_100", 3, 4)
     original.load_state_dict(student_state)
     original.eval()
-    test = SyntheticShapes("test", 400, image_size=32)
+    test = SyntheticShapes("test", 256, image_size=32)
     loader = DataLoader(ModalityView(test, ["rgb"]), batch_size=200)
     with torch.no_grad():
         for batch in loader:
@@ -212,7 +212,7 @@ def test_predict_classifies_image_files_with_the_exported_student_only(tiny_run,
     _, run_dir, results = tiny_run
     out = tmp_path / "exported"
     assert main(["export", str(run_dir), "--out", str(out)]) == 0
-    test = SyntheticShapes("test", 400, image_size=32)
+    test = SyntheticShapes("test", 256, image_size=32)
     images = tmp_path / "images"
     images.mkdir()
     expected = []
