@@ -2,7 +2,9 @@
 
 A new data kind is one file, ``pldistill/data/<name>.py``, holding
 
-* the adapter: a ``PairedDataset`` (``protocol.py``) that reads the files;
+* the adapter: a ``PairedDataset`` (``protocol.py``) that reads the files and
+  names them (``source(index, modality)``, ``source_files()``) for the data
+  check's messages and its cache (``check.py``);
 * its recipe section: a ``DataSection`` (``section.py``; ``RealFilesData`` for a
   folder or an archive) with ``kind: Literal["<name>"]``, ``_layout()`` and
   ``build()``, decorated with ``@register_data_kind``. Capability flags
