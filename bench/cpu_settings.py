@@ -208,7 +208,7 @@ def _name(row: dict) -> str:
 
 def write_markdown(result: dict, command: str) -> None:
     cpu, meta, cores = result["cpu"], result["meta"], max(r["threads"] for r in result["rows"])
-    lines = ["## CPU settings for the flagship's training step", "",
+    lines = ["# CPU settings for the flagship's training step", "",
              *provenance(command, meta),
              f"CPU flags: {', '.join(cpu['flags']) or 'none of the listed'}; torch CPU capability "
              f"{cpu['torch_cpu_capability']}; oneDNN available: {cpu['mkldnn_available']}.", "",
