@@ -84,6 +84,14 @@ def build_report(run_dir: str | Path) -> Path:
     roles = [["teacher", t["model"], t["modality"], _pct(t["test_acc"])]] + [
         [f"student: {k}", v["model"], v["modality"], _pct(v["test_acc"])] for k, v in s.items()
     ]
+    control = results.get("control")  # the same-modality control: what the privileged gain is measured against
+    if control:
+        ct, cs = control["teacher"], control["student"]
+        roles += [["control teacher (same model and budget)", ct["model"], ct["modality"], _pct(ct["test_acc"])],
+                  [f"student: control (distilled from the {ct['modality']} teacher)", cs["model"], cs["modality"],
+                   _pct(cs["test_acc"])]]
+    privileged = (f"; privileged gain (distilled − control) {100 * control['privileged_gain']:+.1f} points"
+                  if control else "")
     header, rows = _alignment_rows(results)
     captions = {
         "curves": "Training cross-entropy and test accuracy per epoch; each model is tested on its own modality.",
@@ -97,7 +105,7 @@ def build_report(run_dir: str | Path) -> Path:
         f"<h1>{html.escape(results['recipe'])} — seed {results['seed']}</h1>",
         f"<p class='note'>{html.escape(results['dataset']['kind'])}: {results['dataset']['num_train']} train / "
         f"{results['dataset']['num_test']} test samples; device {html.escape(results['device'])}; "
-        f"distillation gain {100 * results['distill_gain']:+.1f} points. Run folder: "
+        f"distillation gain {100 * results['distill_gain']:+.1f} points{privileged}. Run folder: "
         f"{html.escape(str(run_dir))}</p>",
         _table(["role", "model", "modality", "test accuracy"], roles),
     ]

@@ -141,7 +141,12 @@ def test_report_command_rebuilds_one_run_and_compares_several(tiny_run, tmp_path
         png.unlink()
     assert main(["report", str(run_dir), str(run_dir), "--out", str(tmp_path / "both")]) == 0
     assert len(list((run_dir / "figures").glob("*.png"))) == 4
-    assert "<h2>similarity</h2>" in (run_dir / "report.html").read_text()
+    page = (run_dir / "report.html").read_text()
+    assert "<h2>similarity</h2>" in page
+    results = json.loads((run_dir / "results.json").read_text())  # the control's rows and the privileged gain
+    control = results["control"]
+    assert "control teacher (same model and budget)" in page and "student: control (distilled from the rgb" in page
+    assert f"privileged gain (distilled − control) {100 * control['privileged_gain']:+.1f} points" in page
     side = (tmp_path / "both" / "report.html").read_text()
     assert side.count("<tr>") == 3 and "distilled CKA per pair" in side
     assert main(["report", str(tmp_path)]) == 2
