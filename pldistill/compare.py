@@ -252,7 +252,9 @@ def run_comparison(
     comparison, base, variants = load_comparison(path, overrides)
     if seeds:
         comparison = comparison.model_copy(update={"seeds": list(seeds)})
-    checked_datasets(base.data, progress)  # bad data stops here, before a folder exists (the pass is cached)
+    # bad data stops here, before a folder exists (each seed's Run reads its own copy: adapters hold state,
+    # e.g. a resolution pair's noise generator, that a seed must not inherit from the one before)
+    test_split = checked_datasets(base.data, progress)[1]
     if resume is None:
         run_dir = new_run_dir(Path(runs_dir or base.logging.runs_dir), comparison.name)
         _write_comparison(run_dir, comparison)
@@ -290,9 +292,7 @@ def run_comparison(
     }
     (run_dir / "comparison.json").write_text(json.dumps(results, indent=2))
     if num_test is None:  # nothing trained in this call (a finished folder resumed): count the test split
-        from .data import build_datasets
-
-        num_test = len(build_datasets(base.data)[1])
+        num_test = len(test_split)
     (run_dir / "comparison.md").write_text(_table(comparison, summary, gains, device, base, num_test))
     plot_comparison(summary, run_dir / "comparison.png",
                     f"{comparison.name}: {base.student.model} ({base.student.modality}), "

@@ -59,7 +59,6 @@ class Defect:
 class CheckReport:
     samples: int
     notes: dict[str, int] = field(default_factory=dict)  # policy applied → number of samples
-    defects: list[Defect] = field(default_factory=list)
     cached: bool = False
     seconds: float = 0.0
 
@@ -103,13 +102,13 @@ def check_sample(ds: PairedDataset, index: int, split: str, resize: bool, refuse
     """The defects of one sample (every stored modality read on its own, so each defect names one)."""
     defects, sizes, read = [], {}, set()
     for name in ds.inputs_of([n for n, m in ds.modalities.items() if m.kind != "stack"]):
-        modality = ds.modalities[name]
-        if ds.source(index, name) in read:  # two modalities of one file (a resolution pair): read once
+        modality, where = ds.modalities[name], ds.source(index, name)
+        if where in read:  # two modalities of one file (a resolution pair): read once
             continue
-        read.add(ds.source(index, name))
+        read.add(where)
 
         def defect(problem: str, fix: str) -> Defect:
-            return Defect(ds.source(index, name), split, index, name, problem, fix)
+            return Defect(where, split, index, name, problem, fix)
 
         try:
             array = ds.load(index, [name])[name]
@@ -162,7 +161,7 @@ def check_data(cfg, train: PairedDataset, test: PairedDataset, progress: bool = 
     if cached is not None and cached.is_file():
         try:
             saved = json.loads(cached.read_text())
-            return CheckReport(saved["samples"], saved["notes"], [], cached=True)
+            return CheckReport(saved["samples"], saved["notes"], cached=True)
         except (OSError, ValueError, KeyError):
             pass  # a damaged record: check again
     resize = bool(getattr(cfg, "needs_resize", False))
@@ -178,7 +177,7 @@ def check_data(cfg, train: PairedDataset, test: PairedDataset, progress: bool = 
     bar.close()
     if defects:
         raise DataError(defects_message(defects))
-    report = CheckReport(total, dict(notes), [], seconds=time.perf_counter() - started)
+    report = CheckReport(total, dict(notes), seconds=time.perf_counter() - started)
     if cached is not None:
         cached.parent.mkdir(parents=True, exist_ok=True)
         with atomic_path(cached) as tmp:
@@ -206,17 +205,9 @@ def checked_datasets(cfg, progress: bool = True, summary: bool | None = None) ->
     return train, test
 
 
-class _Quiet:
-    def update(self, n: int) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-
 def _progress(total: int, show: bool):
-    if not show or total < 500:  # small sets are read in a blink: no bar
-        return _Quiet()
     from tqdm import tqdm
 
-    return tqdm(total=total, desc="data check", unit="sample", leave=False, mininterval=1.0)
+    # small sets are read in a blink: no bar
+    return tqdm(total=total, desc="data check", unit="sample", leave=False, mininterval=1.0,
+                disable=not show or total < 500)
