@@ -30,6 +30,7 @@ from pydantic import Field, ValidationError, field_validator
 from .recipe import (LossEntries, Recipe, RecipeError, Section, format_error, compose_recipe, parse_recipe,
                      read_yaml)
 from .report import describe_losses
+from .stages.controls import TeacherSignal
 
 VARIANT_NAME = r"^[a-z0-9][a-z0-9_+\-]*$"
 RESERVED = ("scratch", "teacher")
@@ -49,6 +50,10 @@ class Variant(Section):
     )
     control_for: str | None = Field(
         None, description="the row this one controls: the table reports that row minus this one, paired"
+    )
+    teacher_signal: TeacherSignal = Field(
+        "paired", description="paired: the recipe's pairing; shuffled: the teacher reads another training sample of "
+        "the same class; class_mean: the teacher's outputs are their per-class means (stages/controls.py)"
     )
 
 
@@ -112,13 +117,28 @@ def load_comparison(path: str | Path, overrides: list[str] | tuple = ()) -> tupl
             variants[name] = parse_recipe(raw_variant, path)
         except RecipeError as err:  # point at the variant, not at the base recipe's key
             raise RecipeError(str(err).replace("distill.losses", f"variants.{name}")) from None
+        if row.teacher_signal == "shuffled":
+            _check_shuffleable(variants[name], f"{path}: variants.{name}.teacher_signal")
     return comparison, base, variants
+
+
+def _check_shuffleable(recipe: Recipe, where: str) -> None:
+    """Shuffled pairing moves the teacher's input to another sample: the student must read none of it."""
+    stack = recipe.data.stack
+    teacher, student = recipe.teacher.modality, recipe.student.modality
+    shared = set(stack.get(teacher, [teacher])) & set(stack.get(student, [student]))
+    if shared:
+        raise RecipeError(f"{where}: shuffled pairing gives the teacher another sample's {teacher!r}, but the "
+                          f"student reads {sorted(shared)} of it too; use a teacher on a modality the student "
+                          "does not read (shuffling a same-modality teacher is the same-modality control)")
 
 
 def _spec(row: Variant, recipe: Recipe) -> list | dict:
     """What a row's cells were trained with: a changed row is never resumed into old cells."""
     losses = [loss.model_dump(mode="json") for loss in recipe.distill.losses]
-    return losses if row.teacher_modality is None else {"losses": losses, "teacher_modality": row.teacher_modality}
+    if row.teacher_modality is None and row.teacher_signal == "paired":
+        return losses  # the form older folders recorded
+    return {"losses": losses, "teacher_modality": row.teacher_modality, "teacher_signal": row.teacher_signal}
 
 
 def controlled_gains(cells: list[dict], comparison: "Comparison") -> list[dict]:
@@ -313,6 +333,7 @@ def _train_seed(run_dir: Path, comparison: Comparison, base: Recipe, variants: d
     the device and the test-set size, for the table.
     """
     from .stages import Run, control_run, obtain_teacher, teacher_and_probe, train_student
+    from .stages.controls import ShuffledPairing
     from .tracking import Tracker
 
     seed_dir = run_dir / f"seed{seed}"
@@ -347,7 +368,11 @@ def _train_seed(run_dir: Path, comparison: Comparison, base: Recipe, variants: d
             if name not in todo:
                 continue
             owner, tutor = (run, teacher) if modality == base.teacher.modality else controls[modality]
-            result = train_student(owner, name, tutor, variant.distill.losses, step=head)
+            signal = comparison.variants[name].teacher_signal
+            if signal == "shuffled":  # the same teacher, its inputs from another sample of the class
+                shuffled = ShuffledPairing(owner.train_set, [modality], seed)
+                owner = owner.sub_run(owner.recipe, owner.run_dir, owner.log_prefix, train_set=shuffled)
+            result = train_student(owner, name, tutor, variant.distill.losses, step=head, signal=signal)
             new_cells.append({"row": name, "test_acc": result["test_acc"], "seconds": result["seconds"],
                               "losses": "CE + " + describe_losses(variant.distill.losses), "spec": specs[name]})
             _append_cells(run_dir, seed, new_cells)

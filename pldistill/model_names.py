@@ -42,10 +42,19 @@ def timm_model_names() -> frozenset[str]:
 
 
 def check_model_name(name: str) -> None:
-    """Raise with close matches when timm does not know ``name`` (a pretrained tag, ``name.tag``, is fine)."""
+    """Raise with close matches when neither pldistill's vector models nor timm know ``name``.
+
+    A pretrained tag (``name.tag``) is fine for timm's.
+    """
+    from .nets.registry import is_net, near_miss  # the vector models answer first
+
+    if is_net(name):
+        return
     names = timm_model_names()
     if name.split(".", 1)[0] in names:
         return
+    if near_miss(name):
+        raise UnknownModelError(near_miss(name))
     close = difflib.get_close_matches(name, sorted(names), n=3, cutoff=0.6)
     hint = f" (did you mean {', '.join(repr(c) for c in close)}?)" if close else ""
     raise UnknownModelError(f"timm has no model named {name!r}{hint}")

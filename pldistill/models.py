@@ -1,5 +1,9 @@
 """Teachers and students are timm models built by name, with taps through timm's API.
 
+Vector modalities have no timm model: their MLPs come from the product's own
+registry (``pldistill/nets``) through the same ``create_model``, and present
+timm's interface, so nothing past this module tells them apart.
+
 ``TappedModel`` returns logits and the features of the requested stages from
 one forward pass (``forward_intermediates`` + ``forward_head``): no module-path
 strings, no hand-placed hooks that break when a model changes.
@@ -16,6 +20,7 @@ import torch
 from torch import Tensor, nn
 
 from .errors import PldistillError
+from .nets import build_net, is_net
 from .model_names import UnknownModelError, check_model_name  # noqa: F401 - where callers looked for them
 
 
@@ -51,10 +56,29 @@ def _cfg_keys(model: nn.Module, what: str) -> list[str]:
     return [keys] if isinstance(keys, str) else list(keys)
 
 
+def create_model(name: str, in_chans: int = 3, num_classes: int = 1000, image_size: int | None = None) -> nn.Module:
+    """A fresh, untrained model by name: one of the product's vector models, else timm's (never downloads)."""
+    if is_net(name):
+        return build_net(name, in_chans, num_classes)
+    return timm.create_model(name, pretrained=False, in_chans=in_chans, num_classes=num_classes,
+                             **size_kwargs(name, image_size))
+
+
+def takes_vectors(name: str) -> bool:
+    """Whether ``name`` reads (batch, features) vectors rather than (batch, channels, height, width) images."""
+    return is_net(name)
+
+
+def example_input(name: str, in_chans: int, image_size: int, batch: int = 2) -> Tensor:
+    """An empty input batch of the shape ``name`` reads (allocated on the current default device)."""
+    shape = (batch, in_chans) if takes_vectors(name) else (batch, in_chans, image_size, image_size)
+    return torch.empty(*shape)
+
+
 def classifier_outputs(name: str, state: dict[str, Tensor]) -> int | None:
     """How many classes a state dict's classifier predicts (None: it has no classifier)."""
     with torch.device("meta"):
-        model = timm.create_model(name, pretrained=False)
+        model = create_model(name, in_chans=_first_input_width(state) or 3)
     for key in _cfg_keys(model, "classifier"):
         if f"{key}.weight" in state:
             return int(state[f"{key}.weight"].shape[0])
@@ -99,8 +123,16 @@ def checked_state(model: nn.Module, name: str, path: str | Path, quiet: bool = F
     return state
 
 
+def _first_input_width(state: dict[str, Tensor]) -> int | None:
+    """A vector model's input width from its first Linear layer's weight (its own layout: blocks.0.0)."""
+    weight = state.get("blocks.0.0.weight")
+    return int(weight.shape[1]) if weight is not None and weight.dim() == 2 else None
+
+
 @functools.lru_cache(maxsize=None)
 def _fixed_input_size(name: str) -> bool:
+    if is_net(name):
+        return False
     with torch.device("meta"):
         return bool(timm.create_model(name, pretrained=False).pretrained_cfg.get("fixed_input_size", False))
 
@@ -119,11 +151,9 @@ def build_model(
     weights: str | Path | None = None,
     image_size: int | None = None,
 ) -> nn.Module:
-    """A timm model with ``in_chans`` inputs; ``weights`` is a local state-dict file, never a download."""
+    """A model with ``in_chans`` inputs; ``weights`` is a local state-dict file, never a download."""
     check_model_name(name)
-    model = timm.create_model(
-        name, pretrained=False, in_chans=in_chans, num_classes=num_classes, **size_kwargs(name, image_size)
-    )
+    model = create_model(name, in_chans, num_classes, image_size)
     if weights is not None:
         model.load_state_dict(checked_state(model, name, weights), strict=False)
     return model
@@ -138,8 +168,8 @@ def feature_shapes(name: str, in_chans: int, image_size: int) -> tuple[tuple[int
     building the model is most of a recipe's load time and sweeps load one per cell.
     """
     with torch.device("meta"):
-        model = timm.create_model(name, pretrained=False, in_chans=in_chans, **size_kwargs(name, image_size)).eval()
-        _, features = model.forward_intermediates(torch.empty(2, in_chans, image_size, image_size))
+        model = create_model(name, in_chans, 1000, image_size).eval()
+        _, features = model.forward_intermediates(example_input(name, in_chans, image_size))
     return tuple(tuple(f.shape[1:]) for f in features)
 
 

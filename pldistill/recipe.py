@@ -384,11 +384,12 @@ def _check_teacher_domain(recipe: Recipe, where) -> None:
 @functools.lru_cache(maxsize=None)
 def _stage_count(model_name: str) -> int:
     # Built on the meta device: no memory, no weights, just the stage layout.
-    import timm
     import torch
 
+    from .models import create_model
+
     with torch.device("meta"):
-        return len(timm.create_model(model_name, pretrained=False).feature_info)
+        return len(create_model(model_name).feature_info)
 
 
 def auto_pairs(teacher_stages: int, student_stages: int, count: int = 3) -> list[LayerPair]:

@@ -10,16 +10,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import timm
 import torch
 
 from .errors import RecipeError
 from .losses.registry import loss_names, loss_spec
-from .models import WeightsError, checked_state, size_kwargs, classifier_outputs, feature_shapes, read_state_dict
+from .models import (WeightsError, checked_state, classifier_outputs, create_model, feature_shapes, read_state_dict,
+                     takes_vectors)
+from .nets import net_names
 
 
 def check_recipe(recipe, path: Path) -> None:
     """Every loss against the models' stage layouts, the batch size and the label spaces (a ``Recipe``)."""
+    _check_model_inputs(recipe, path)
     _check_weights(recipe, path)
     shapes = {
         role: feature_shapes(spec.model, recipe.data.channels(spec.modality), recipe.data.input_size(spec.modality))
@@ -99,9 +101,27 @@ def _check_weights(recipe, path: Path) -> None:
             continue
         try:
             with torch.device("meta"):  # the layout only: nothing is allocated or run
-                model = timm.create_model(spec.model, pretrained=False, in_chans=recipe.data.channels(spec.modality),
-                                          num_classes=len(recipe.data.classes),
-                                          **size_kwargs(spec.model, recipe.data.input_size(spec.modality)))
+                model = create_model(spec.model, recipe.data.channels(spec.modality), len(recipe.data.classes),
+                                     recipe.data.input_size(spec.modality))
             checked_state(model, spec.model, spec.weights, quiet=True)
         except WeightsError as err:
             raise RecipeError(f"{path}: {role}.weights: {err}") from None
+
+
+def _check_model_inputs(recipe, path: Path) -> None:
+    """A vector modality needs a vector model (pldistill/nets), an image-like one a timm model."""
+    modalities = recipe.data.layout()[0]
+    for role in ("teacher", "student"):
+        spec = getattr(recipe, role)
+        vector = modalities[spec.modality].kind == "vector"
+        if vector and not takes_vectors(spec.model):
+            raise RecipeError(
+                f"{path}: {role}.model: {spec.modality!r} is a feature vector ({modalities[spec.modality].channels} "
+                f"values, no height or width), which {spec.model!r} (a timm image model) cannot read; use one of "
+                f"pldistill's vector models: {', '.join(net_names())}"
+            )
+        if takes_vectors(spec.model) and not vector:
+            raise RecipeError(
+                f"{path}: {role}.model: {spec.model!r} reads feature vectors, but {spec.modality!r} is "
+                f"{modalities[spec.modality].kind}; use a timm model for it (e.g. resnet10t)"
+            )

@@ -92,7 +92,9 @@ def _array_problem(array: np.ndarray, kind: str, channels: int) -> str | None:
     elif kind == "depth":
         if a.ndim != 2 or not np.issubdtype(a.dtype, np.number):
             return f"is a {a.dtype} array of shape {a.shape}, expected H×W numbers (metres)"
-    elif kind == "spectrogram" and not np.isfinite(a).all():
+    elif kind == "vector" and (a.shape != (channels,) or not np.issubdtype(a.dtype, np.floating)):
+        return f"is a {a.dtype} array of shape {a.shape}, expected {channels} floating-point features"
+    elif kind in ("spectrogram", "vector") and not np.isfinite(a).all():
         return "holds NaN or infinite values"
     return None
 

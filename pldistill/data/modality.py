@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-ModalityKind = Literal["image", "depth", "spectrogram", "stack"]
+ModalityKind = Literal["image", "depth", "spectrogram", "stack", "vector"]
 
 
 @dataclass(frozen=True)
@@ -17,7 +17,11 @@ class Modality:
     the images (as an albumentations mask target) and no colour changes;
     ``spectrogram`` modalities are float32 H×W (frequency × time), already at
     their input size, and are never augmented (image geometry is meaningless
-    for them: a flip reverses time).
+    for them: a flip reverses time);
+    ``vector`` modalities are float32 feature vectors of ``channels`` values
+    (no spatial axes), already standardised by their adapter (``mean`` and
+    ``std`` are empty), never augmented, and read by vector models
+    (``pldistill/nets/``), not timm.
     """
 
     name: str

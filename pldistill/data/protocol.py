@@ -72,7 +72,9 @@ def only_modality(names: Sequence[str], modality: str) -> None:
 
 
 def encode(array: np.ndarray, modality: Modality) -> torch.Tensor:
-    """Raw array → normalised float32 C×H×W tensor."""
+    """Raw array → normalised float32 C×H×W tensor (a vector: its C features, standardised by the adapter)."""
+    if modality.kind == "vector":
+        return torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32))
     if modality.kind == "image":
         x = torch.from_numpy(np.ascontiguousarray(array)).permute(2, 0, 1).float().div_(255.0)
     else:

@@ -7,7 +7,8 @@ geometry (nearest-neighbour, no mixing of depths across edges) and no colour
 jitter. Modalities of one sample at different sizes (Kinect v2 colour is
 1920 × 1080, its depth 512 × 424) are each resized to the input size first —
 images bilinear, depth nearest — so that the shared geometry applies to all.
-Spectrogram modalities bypass the transform entirely: a flip would
+Spectrogram and vector modalities bypass the transform entirely (a feature
+vector has no geometry to share); for spectrograms, a flip would
 reverse time and a rotation mix time with frequency, and they come at their
 input size already (a spectrogram is never pixel-aligned with an image of
 another modality: such pairs share a class, not a geometry).
@@ -66,7 +67,7 @@ class JointTransform:
         size: int | None = None,
     ):
         self.modalities = dict(modalities)
-        self.untouched = [n for n, m in self.modalities.items() if m.kind == "spectrogram"]
+        self.untouched = [n for n, m in self.modalities.items() if m.kind in ("spectrogram", "vector")]
         spatial = {n: m for n, m in self.modalities.items() if n not in self.untouched}
         images = [n for n, m in spatial.items() if m.kind == "image"]
         # albumentations needs an ``image`` argument; when a view holds only depth,

@@ -53,10 +53,13 @@ class Run:
     def num_classes(self) -> int:
         return self.data.num_classes
 
-    def sub_run(self, recipe: Recipe, run_dir: Path, log_prefix: str) -> "Run":
-        """A run of ``recipe`` (e.g. a control teacher's) on this run's data, tracker and device settings."""
-        return Run(recipe, run_dir, self.tracker, self.progress, log_prefix, datasets=(self.train_set, self.test_set),
-                   tap=self.tap)
+    def sub_run(self, recipe: Recipe, run_dir: Path, log_prefix: str, train_set=None) -> "Run":
+        """A run of ``recipe`` (e.g. a control teacher's) on this run's data, tracker and device settings.
+
+        ``train_set`` replaces the training set (a control's, e.g. shuffled pairing); the test set is the same.
+        """
+        return Run(recipe, run_dir, self.tracker, self.progress, log_prefix,
+                   datasets=(self.train_set if train_set is None else train_set, self.test_set), tap=self.tap)
 
     def build(self, spec, stages=()) -> TappedModel:
         """A fresh model of ``spec`` (the recipe's teacher or student), tapped at ``stages``."""

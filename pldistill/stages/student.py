@@ -9,7 +9,9 @@ from ..engine import seed_everything
 from ..terms import DistillTerm, build_terms
 from ..models import TappedModel, build_model, count_parameters
 from ..probe import AlignmentProbe
+from ..data.protocol import ModalityView
 from .context import Run
+from .controls import class_mean_outputs
 from .teacher import outputs_cache
 
 
@@ -28,6 +30,16 @@ def attach_probe(run: Run, teacher: TappedModel) -> None:
     )
 
 
+def _teacher_outputs(run: Run, teacher: TappedModel, signal: str):
+    """What replaces the live teacher's forward pass, if anything: class means, or the outputs cache."""
+    if signal == "class_mean":
+        modality = run.recipe.teacher.modality
+        view = ModalityView(run.train_set, [modality], run.data.eval_transform([modality]),
+                            run.recipe.data.depth_encoding)
+        return class_mean_outputs(teacher, view, run.num_classes, run.device)
+    return outputs_cache(run, teacher, run.recipe.seed + 1) if run.recipe.distill.teacher_cache else None
+
+
 def student_channels(run: Run, stage: int) -> int:
     """Channels of a student stage, from timm's feature_info on the meta device (no memory, no weights)."""
     spec = run.recipe.student
@@ -37,10 +49,13 @@ def student_channels(run: Run, stage: int) -> int:
     return probe.feature_info[stage]["num_chs"]
 
 
-def train_student(run: Run, kind: str, teacher: TappedModel | None = None, losses=None, step: str = "") -> dict:
+def train_student(run: Run, kind: str, teacher: TappedModel | None = None, losses=None, step: str = "",
+                  signal: str = "paired") -> dict:
     """Train a student from the shared initial weights: CE only when ``teacher`` is None.
 
     ``losses`` defaults to the recipe's; a comparison passes each variant's.
+    ``signal`` (``controls.py``) may replace the teacher's outputs by their
+    class means; shuffled pairing is ``run``'s training set's own doing.
     The stage is named ``student_<kind>`` in the run folder and the logs.
     """
     r, spec = run.recipe, run.recipe.student
@@ -69,7 +84,7 @@ def train_student(run: Run, kind: str, teacher: TappedModel | None = None, losse
         teacher=teacher,
         teacher_modality=r.teacher.modality,
         terms=terms,
-        teacher_cache=outputs_cache(run, teacher, r.seed + 1) if terms and r.distill.teacher_cache else None,
+        teacher_cache=_teacher_outputs(run, teacher, signal) if terms else None,
         epoch_metrics=run.probe.measure if run.probe else None,
     )
     alignment = {k: v for k, v in result.history[-1].items() if k.startswith("align/")}
