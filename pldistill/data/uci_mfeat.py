@@ -85,12 +85,13 @@ def _parse(path: str, size: int, mtime: float, width: int) -> tuple[np.ndarray, 
     if table.shape != (len(CLASSES) * PER_CLASS, width + 1):
         raise ValueError(f"{path}: {table.shape[0]} rows × {table.shape[1]} columns, expected "
                          f"{len(CLASSES) * PER_CLASS} × {width + 1} ({width} features and the label)")
+    if not np.isfinite(table).all():
+        bad = int(np.flatnonzero(~np.isfinite(table).all(1))[0]) + 2
+        raise ValueError(f"{path}: holds NaN or infinite values (first on line {bad})")
     labels = table[:, -1].astype(np.int64)
     counts = np.bincount(labels, minlength=len(CLASSES)) if labels.min() >= 0 else []
     if len(counts) != len(CLASSES) or (np.asarray(counts) != PER_CLASS).any():
         raise ValueError(f"{path}: labels must be 0 … 9, {PER_CLASS} rows each (got counts {list(counts)})")
-    if not np.isfinite(table).all():
-        raise ValueError(f"{path}: holds NaN or infinite values")
     return table[:, :-1], labels
 
 
