@@ -333,6 +333,7 @@ def _train_seed(run_dir: Path, comparison: Comparison, base: Recipe, variants: d
     the device and the test-set size, for the table.
     """
     from .stages import Run, control_run, obtain_teacher, teacher_and_probe, train_student
+    from .data.splits import write_split_record
     from .stages.controls import ShuffledPairing
     from .tracking import Tracker
 
@@ -344,6 +345,7 @@ def _train_seed(run_dir: Path, comparison: Comparison, base: Recipe, variants: d
     head = f"[seed {seed}] "
     try:
         run = Run(base.model_copy(update={"seed": seed}), seed_dir, tracker, progress)
+        write_split_record(seed_dir, run.train_set, run.test_set)  # data_split.json: splits pldistill chose
         teacher, teacher_info = teacher_and_probe(run, step=head)
         new_cells = []
         if "teacher" in todo and teacher_info["test_acc"] is not None:

@@ -86,3 +86,81 @@ def test_shuffled_pairing_refuses_a_stack_that_shares_the_students_input():
 
     with pytest.raises(ValueError, match="cannot come from two samples"):
         ShuffledPairing(Stacked([0, 0]), ["ab"], seed=0).load(0, ["a", "ab"])
+
+
+def mfeat_recipe(root, **schedule) -> dict:
+    return {
+        "name": "mfeat_tiny",
+        "data": {"kind": "uci_mfeat", "root": str(root), "views": ["fac", "zer"], "privileged": ["fac"],
+                 "train_per_class": 20, "augment": {"hflip": False}},
+        "teacher": {"model": "mlp_32x2", "modality": "fac"},
+        "student": {"model": "mlp_16x2", "modality": "zer"},
+        "distill": {"losses": [{"name": "sp", "weight": 3000.0, "pairs": [{"teacher": -1, "student": -1}]},
+                               {"name": "kd", "weight": 1.0, "temperature": 4.0}],
+                    "same_modality_control": False},
+        "schedule": {"epochs": 2, "batch_size": 32, "lr": 0.005, **schedule},
+        "logging": {"probe_size": 0, "wandb": "disabled"},
+    }
+
+
+@pytest.fixture(scope="module")
+def mfeat_root(tmp_path_factory):
+    from real_layouts import write_mfeat
+
+    return write_mfeat(tmp_path_factory.mktemp("mfeat"), signal=0.7)
+
+
+def test_the_class_mean_student_never_reads_the_privileged_view_while_it_trains(tmp_path, mfeat_root):
+    from pldistill.recipe import parse_recipe
+    from pldistill.stages import Run, obtain_teacher, train_student
+    from pldistill.tracking import NullTracker
+
+    run = Run(parse_recipe(mfeat_recipe(mfeat_root)), tmp_path, NullTracker(), progress=False)
+    teacher, _ = obtain_teacher(run)
+    requested: list[list[str]] = []
+    load = run.train_set.load
+
+    def spy(index, names):
+        requested.append(list(names))
+        return load(index, names)
+
+    run.train_set.load = spy
+    result = train_student(run, "class_mean", teacher, signal="class_mean")
+    fac_reads = [n for n in requested if "fac" in n]
+    assert len(fac_reads) == len(run.train_set) and all(n == ["fac"] for n in fac_reads)  # the means, once
+    assert all(n == ["zer"] for n in requested[len(fac_reads):]) and len(requested) > len(fac_reads)
+    assert "train/terms/kd" in result["history"][-1]
+
+
+def test_a_comparison_reports_the_instance_gain_against_shuffled_pairing_and_class_means(tmp_path, mfeat_root):
+    import json
+
+    import yaml
+
+    from pldistill.compare import run_comparison
+
+    base = tmp_path / "base.yaml"
+    base.write_text(yaml.safe_dump(mfeat_recipe(mfeat_root)))
+    kd = [{"name": "kd", "weight": 1.0, "temperature": 4.0}]
+    comparison = tmp_path / "cmp.yaml"
+    comparison.write_text(yaml.safe_dump({"name": "controls", "base": "base.yaml", "seeds": [0, 1], "variants": {
+        "kd": kd,
+        "kd-shuffled": {"teacher_signal": "shuffled", "control_for": "kd", "losses": kd},
+        "kd-class-mean": {"teacher_signal": "class_mean", "control_for": "kd", "losses": kd},
+    }}))
+    run_dir, summary = run_comparison(comparison, runs_dir=tmp_path / "runs", progress=False)
+    gains = json.loads((run_dir / "comparison.json").read_text())["controlled_gains"]
+    assert {(g["row"], g["control"]) for g in gains} == {("kd", "kd-shuffled"), ("kd", "kd-class-mean")}
+    accs = {(c["seed"], c["row"]): c["test_acc"] for c in json.loads((run_dir / "comparison.json").read_text())["cells"]}
+    for g in gains:
+        paired = [accs[s, "kd"] - accs[s, g["control"]] for s in (0, 1)]
+        assert g["mean"] == pytest.approx(sum(paired) / 2)
+    table = (run_dir / "comparison.md").read_text()
+    assert "kd − kd-shuffled (paired over 2 seeds)" in table
+    # a shuffled control of a same-modality teacher is refused at load: it would shuffle the student's input too
+    comparison.write_text(yaml.safe_dump({"name": "bad", "base": "base.yaml", "variants": {
+        "kd": kd, "kd-zer-shuffled": {"teacher_modality": "zer", "teacher_signal": "shuffled", "losses": kd}}}))
+    from pldistill.recipe import RecipeError
+
+    with pytest.raises(RecipeError, match="variants.kd-zer-shuffled.teacher_signal: shuffled pairing"):
+        run_comparison(comparison, runs_dir=tmp_path / "runs", progress=False)

@@ -93,6 +93,8 @@ def test_missing_files_say_in_one_line_how_to_get_them(tmp_path):
     (lambda t: t[:-1], "1999 rows"),
     (lambda t: t[:, 1:], "columns"),
     (lambda t: np.where(np.arange(len(t))[:, None] == 5, np.nan, t), "NaN"),
+    (lambda t: np.column_stack([t[:, :-1], np.where(np.arange(len(t)) == 7, 3, t[:, -1])]), r"counts \["),
+    (lambda t: np.column_stack([t[:, :-1], np.roll(t[:, -1], 1)]), "labels another digit than mfeat-mor.csv"),
 ])
 def test_a_malformed_file_is_named_with_what_is_wrong(tmp_path, damage, says):
     folder = write_mfeat(tmp_path / "bad")
@@ -100,6 +102,15 @@ def test_a_malformed_file_is_named_with_what_is_wrong(tmp_path, damage, says):
     np.savetxt(folder / "mfeat-kar.csv", damage(table), delimiter=",", header="h", comments="", fmt="%.6g")
     with pytest.raises(ValueError, match=rf"mfeat-kar.csv.*{says}"):
         section(root=str(folder), views=["kar"]).build()
+
+
+def test_a_file_that_is_not_numbers_is_named_at_recipe_load(tmp_path):
+    folder = write_mfeat(tmp_path / "bad")
+    lines = (folder / "mfeat-fou.csv").read_text().splitlines()
+    lines[10] = lines[10].replace(",", ",x", 1)
+    (folder / "mfeat-fou.csv").write_text("\n".join(lines) + "\n")
+    with pytest.raises(ValueError, match=r"^root: .*mfeat-fou.csv: not a table of numbers"):
+        section(root=str(folder), views=["fou"]).layout()
 
 
 def test_a_recipe_refuses_a_split_that_needs_more_digits_than_a_class_has(folder, tmp_path):
@@ -125,8 +136,10 @@ def test_the_real_files_six_aligned_views_and_pix_beats_mor():
     train, test = section(views=list(VIEWS)).build()
     assert len(train) == 1600 and len(test) == 400
     assert {n: train.arrays[n].shape[1] for n in VIEWS} == VIEWS
-    labels = {v: np.loadtxt(REAL / f"mfeat-{v}.csv", delimiter=",", skiprows=1, usecols=-1) for v in ("fou", "mor")}
-    np.testing.assert_array_equal(labels["fou"], labels["mor"])  # row i is the same digit in every file
+    assert np.bincount(np.concatenate([train.labels, test.labels])).tolist() == [200] * 10
+    labels = {v: np.loadtxt(REAL / f"mfeat-{v}.csv", delimiter=",", skiprows=1, usecols=-1) for v in VIEWS}
+    for view in VIEWS:  # row i is the same digit in every file
+        np.testing.assert_array_equal(labels[view], labels["mor"])
 
     def nearest_class_mean(view):
         centres = np.stack([train.arrays[view][train.labels == c].mean(0) for c in range(10)])

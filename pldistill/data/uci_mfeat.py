@@ -88,16 +88,30 @@ def _parse(path: str, size: int, mtime: float, width: int) -> tuple[np.ndarray, 
     if not np.isfinite(table).all():
         bad = int(np.flatnonzero(~np.isfinite(table).all(1))[0]) + 2
         raise ValueError(f"{path}: holds NaN or infinite values (first on line {bad})")
-    labels = table[:, -1].astype(np.int64)
-    counts = np.bincount(labels, minlength=len(CLASSES)) if labels.min() >= 0 else []
+    labels = table[:, -1]
+    whole = bool(((labels == np.rint(labels)) & (labels >= 0)).all())
+    counts = np.bincount(labels.astype(np.int64), minlength=len(CLASSES)) if whole else []
     if len(counts) != len(CLASSES) or (np.asarray(counts) != PER_CLASS).any():
-        raise ValueError(f"{path}: labels must be 0 … 9, {PER_CLASS} rows each (got counts {list(counts)})")
-    return table[:, :-1], labels
+        got = f"counts {list(counts)}" if whole else "labels that are not whole numbers ≥ 0"
+        raise ValueError(f"{path}: the last column must be labels 0 … 9, {PER_CLASS} rows each (got {got})")
+    return table[:, :-1], labels.astype(np.int64)
 
 
 def read_view(path: Path, view: str) -> tuple[np.ndarray, np.ndarray]:
     stat = path.stat()
     return _parse(str(path), stat.st_size, stat.st_mtime, VIEWS[view])
+
+
+def aligned_labels(files: dict[str, Path], views: Sequence[str]) -> np.ndarray:
+    """Every row's class, checked equal in each file read: row i must be one digit in all views."""
+    labels = read_view(files["mor"], "mor")[1]
+    for view in sorted({"pix" if v == "pix_image" else v for v in views} - {"mor"}):
+        other = read_view(files[view], view)[1]
+        if not np.array_equal(other, labels):
+            line = int(np.flatnonzero(other != labels)[0]) + 2
+            raise ValueError(f"{files[view]}: line {line} labels another digit than {files['mor'].name} does "
+                             "(row i of every file must be the same digit)")
+    return labels
 
 
 def split_rows(labels: np.ndarray, seed: int, test_per_class: int, train_per_class: int | None) -> tuple:
@@ -195,20 +209,20 @@ class UciMfeatData(DataSection):
 
     def build(self):
         files = keyed("root", lambda: find_files(self.root))
-        labels = keyed("root", lambda: read_view(files["mor"], "mor")[1])
+        labels = keyed("root", lambda: aligned_labels(files, self.views))
         train_rows, test_rows = split_rows(labels, self.split_seed, self.test_per_class, self.train_per_class)
         protocol = (f"per class a permutation seeded by (split_seed, class): the first {self.test_per_class} "
                     "rows test, then the training rows; row numbers are 0-based data rows")
         record = {"uci_mfeat": {"protocol": protocol, "split_seed": self.split_seed,
                                 "train_rows": train_rows.tolist(), "test_rows": test_rows.tolist()}}
         train = keyed("root", lambda: MultipleFeatures(files, self.views, train_rows, "train", record=record))
-        test = keyed("root", lambda: MultipleFeatures(files, self.views, test_rows, "test", stats=train.stats))
+        test = keyed("root", lambda: MultipleFeatures(files, self.views, test_rows, "test", stats=train.stats,
+                                                      record=record))
         return train, test
 
     def _layout(self):
         files = keyed("root", lambda: find_files(self.root))
-        for view in {"pix" if v == "pix_image" else v for v in self.views}:
-            keyed("root", lambda v=view: read_view(files[v], v))
+        keyed("root", lambda: aligned_labels(files, self.views))  # a bad file fails at recipe load
         modalities = {v: (Modality(v, "image", 1, *PIX_IMAGE_STATS) if v == "pix_image"
                           else Modality(v, "vector", VIEWS[v], (), ())) for v in self.views}
         return modalities, list(CLASSES)
