@@ -7,6 +7,7 @@ import torch
 from pldistill.data.protocol import Modality, ModalityView, PairedDataset
 from pldistill.models import TappedModel, build_model
 from pldistill.stages.controls import ClassMeanOutputs, ShuffledPairing, class_cycles, class_mean_outputs
+from spies import record_loads
 
 
 class Pairs(PairedDataset):
@@ -117,14 +118,7 @@ def test_the_class_mean_student_never_reads_the_privileged_view_while_it_trains(
 
     run = Run(parse_recipe(mfeat_recipe(mfeat_root)), tmp_path, NullTracker(), progress=False)
     teacher, _ = obtain_teacher(run)
-    requested: list[list[str]] = []
-    load = run.train_set.load
-
-    def spy(index, names):
-        requested.append(list(names))
-        return load(index, names)
-
-    run.train_set.load = spy
+    requested = record_loads(run.train_set)
     result = train_student(run, "class_mean", teacher, signal="class_mean")
     fac_reads = [n for n in requested if "fac" in n]
     assert len(fac_reads) == len(run.train_set) and all(n == ["fac"] for n in fac_reads)  # the means, once

@@ -9,6 +9,7 @@ from pldistill.recipe import RecipeError, parse_recipe
 from pldistill.stages import Run, obtain_teacher, outputs_cache, train_student
 from pldistill.teacher_cache import TeacherCache, open_teacher_cache
 from pldistill.tracking import NullTracker
+from spies import record_loads
 
 OFF = {"hflip": False, "shift": 0.0, "scale": 0.0}
 
@@ -44,14 +45,7 @@ def test_cached_teacher_trains_the_same_student_and_never_loads_the_teacher_inpu
     teacher, _ = obtain_teacher(run)
     live = train_student(run, "live", teacher)
 
-    requested: list[list[str]] = []
-    load = run.train_set.load
-
-    def spy(index, names):
-        requested.append(list(names))
-        return load(index, names)
-
-    run.train_set.load = spy
+    requested = record_loads(run.train_set)
     run.recipe = cached_recipe
     cached = train_student(run, "cached", teacher)
 
