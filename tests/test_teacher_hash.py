@@ -26,6 +26,7 @@ HASHED = {
         "image_classes": {"root", "modality", "grayscale", "labels", "train_split", "test_split",
                           "limit_per_class", "test_limit_per_class", "subset_seed"},
         "dtd": {"root", "modality", "split_seed", "train_on"},
+        "uci_mfeat": {"root", "views", "test_per_class", "train_per_class", "split_seed"},
         "speech_digits": {"root", "modality", "size", "duration", "n_fft", "fmax"},
         "sunrgbd": {"root", "depth", "classes_protocol", "test_list", "test_fraction", "split_seed", "max_depth"},
         "class_paired": {"primary", "partner", "pairing_seed"},
