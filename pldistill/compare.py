@@ -30,7 +30,7 @@ from pydantic import Field, ValidationError, field_validator
 from .recipe import (LossEntries, Recipe, RecipeError, Section, format_error, compose_recipe, parse_recipe,
                      read_yaml)
 from .report import describe_losses
-from .stages.controls import TeacherSignal
+from .stages.controls import CONTROL_MEANINGS, TeacherSignal
 
 VARIANT_NAME = r"^[a-z0-9][a-z0-9_+\-]*$"
 RESERVED = ("scratch", "teacher")
@@ -390,9 +390,11 @@ def _table(comparison: Comparison, summary: list[dict], gains: list[dict], devic
     """comparison.md: the table, the controlled gains and the overrides it was trained with."""
     table = comparison_table(comparison.name, summary, device, base, num_test)
     for g in gains:
+        control = comparison.variants[g["control"]]
+        meaning = (CONTROL_MEANINGS[control.teacher_signal] if control.teacher_signal != "paired"
+                   else "what the privileged modality adds beyond having a teacher of the same model and budget")
         table += (f"\n{g['row']} − {g['control']} (paired over {g['seeds']} seeds): "
-                  f"{100 * g['mean']:+.1f} ± {100 * g['std']:.1f} points — what the privileged modality adds "
-                  "beyond having a teacher of the same model and budget.\n")
+                  f"{100 * g['mean']:+.1f} ± {100 * g['std']:.1f} points — {meaning}.\n")
     if comparison.overrides:
         table += "\nBase recipe overrides: " + " ".join(f"`{o}`" for o in comparison.overrides) + "\n"
     return table

@@ -150,7 +150,8 @@ def test_a_comparison_reports_the_instance_gain_against_shuffled_pairing_and_cla
         paired = [accs[s, "kd"] - accs[s, g["control"]] for s in (0, 1)]
         assert g["mean"] == pytest.approx(sum(paired) / 2)
     table = (run_dir / "comparison.md").read_text()
-    assert "kd − kd-shuffled (paired over 2 seeds)" in table
+    assert "kd − kd-shuffled (paired over 2 seeds)" in table and "the instance gain" in table
+    assert "beyond its per-class mean outputs" in table and "same model and budget" not in table
     # a shuffled control of a same-modality teacher is refused at load: it would shuffle the student's input too
     comparison.write_text(yaml.safe_dump({"name": "bad", "base": "base.yaml", "variants": {
         "kd": kd, "kd-zer-shuffled": {"teacher_modality": "zer", "teacher_signal": "shuffled", "losses": kd}}}))

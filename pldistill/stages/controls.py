@@ -39,6 +39,12 @@ SIGNALS: dict[str, str] = {
     "class_mean": "the teacher's outputs are replaced by their per-class means over the training set",
 }
 
+# What a row minus its control of that signal measures (comparison tables).
+CONTROL_MEANINGS: dict[str, str] = {
+    "shuffled": "the instance gain: what the teacher passes on about this sample beyond its class",
+    "class_mean": "what the teacher passes on beyond its per-class mean outputs (what label smoothing could give)",
+}
+
 
 def class_cycles(labels: np.ndarray, seed: int) -> np.ndarray:
     """``partner[i]``: a same-class sample ≠ i (a random cycle per class; a class of one keeps its sample)."""
