@@ -92,6 +92,15 @@ def build_report(run_dir: str | Path) -> Path:
                    _pct(cs["test_acc"])]]
     privileged = (f"; privileged gain (distilled − control) {100 * control['privileged_gain']:+.1f} points"
                   if control else "")
+    instance = results.get("instance_controls")  # shuffled pairing and class means: is the gain instance knowledge?
+    if instance:
+        roles += [[f"student: shuffled pairing (the {t['modality']} teacher on another same-class sample)",
+                   instance["shuffled"]["model"], instance["shuffled"]["modality"],
+                   _pct(instance["shuffled"]["test_acc"])],
+                  ["student: class-mean teacher", instance["class_mean"]["model"], instance["class_mean"]["modality"],
+                   _pct(instance["class_mean"]["test_acc"])]]
+        privileged += (f"; instance gain (distilled − shuffled pairing) {100 * instance['instance_gain']:+.1f} points, "
+                       f"beyond class means {100 * instance['beyond_class_mean']:+.1f} points")
     header, rows = _alignment_rows(results)
     captions = {
         "curves": "Training cross-entropy and test accuracy per epoch; each model is tested on its own modality.",

@@ -134,6 +134,12 @@ class Distill(Section):
         description="also distil from a teacher of the same model and budget trained on the student's modality; "
         "the difference is the privileged gain",
     )
+    instance_controls: bool = Field(
+        False,
+        description="also distil from the same teacher with shuffled pairing (it reads another training sample of "
+        "the same class) and from its per-class mean outputs; distilled minus each is the instance gain "
+        "(docs/controls.md)",
+    )
     teacher_cache: bool = Field(
         False,
         description="run the frozen teacher once per training sample and read its tapped features from an HDF5 "
@@ -349,6 +355,15 @@ def parse_recipe(raw: Any, source: str | Path = "<recipe>", sources=None) -> Rec
                 f"per sample, but data.augment changes every sample each epoch ({', '.join(moving)}); turn "
                 f"augmentation off ({' '.join(f'data.augment.{k}=' + ('false' if k == 'hflip' else '0') for k in moving)}) "
                 "or set distill.teacher_cache: false"
+            )
+    if recipe.distill.instance_controls:
+        stack, t, st = recipe.data.stack, recipe.teacher.modality, recipe.student.modality
+        shared = set(stack.get(t, [t])) & set(stack.get(st, [st]))
+        if shared:
+            raise RecipeError(
+                f"{at('distill', 'instance_controls')}: distill.instance_controls: shuffled pairing gives the teacher "
+                f"another sample's {t!r}, but the student reads {sorted(shared)} of it too; use a teacher on a "
+                "modality the student does not read, or set distill.instance_controls: false"
             )
     recipe = _resolve_auto_pairs(recipe)
     from .recipe_checks import check_recipe  # imports this module: a cycle at import time

@@ -67,6 +67,13 @@ def results_table(results: dict, recipe) -> str:
             ("student (control)", cs["model"], f"{cs['modality']} + {ct['modality']} teacher", cs["modality"],
              cs["params"], cs["test_acc"], f"CE + {losses}"),
         ]
+    instance = results.get("instance_controls")
+    if instance:
+        for key, role, how in (("shuffled", "student (shuffled pairing)", "teacher on another same-class sample"),
+                               ("class_mean", "student (class-mean teacher)", "teacher's class means")):
+            c = instance[key]
+            rows.append((role, c["model"], f"{c['modality']} + {t['modality']} {how}", c["modality"], c["params"],
+                         c["test_acc"], f"CE + {losses}"))
     for role, model, train_on, eval_on, params, acc, loss in rows:
         lines.append(f"| {role} | {model} | {train_on} | {eval_on} | {_params(params)} | {_pct(acc)} | {loss} |")
     gain = 100 * results["distill_gain"]
@@ -74,5 +81,9 @@ def results_table(results: dict, recipe) -> str:
     if control:
         lines.append(f"Privileged gain (distilled − control, the same distillation from a teacher on "
                      f"{control['teacher']['modality']!r}): {100 * control['privileged_gain']:+.1f} points.")
+    if instance:
+        lines.append(f"Instance gain (distilled − shuffled pairing): {100 * instance['instance_gain']:+.1f} points; "
+                     f"beyond class means (distilled − class-mean teacher): "
+                     f"{100 * instance['beyond_class_mean']:+.1f} points.")
     lines.append("")
     return "\n".join(lines)

@@ -134,6 +134,7 @@ def _results(recipe: Recipe, recipe_path, run: Run, stages: StageResults, starte
         "students": {"scratch": stages.scratch, "distilled": stages.distilled},
         "distill_gain": stages.distilled["test_acc"] - stages.scratch["test_acc"],
         "control": stages.control,
+        "instance_controls": stages.instance,
         "seconds_total": time.perf_counter() - started,
     }
 
@@ -148,6 +149,9 @@ def _summary(results: dict) -> dict:
         "distill_gain": results["distill_gain"],
         **({"control/student_distilled/test_acc": control["student"]["test_acc"],
             "privileged_gain": control["privileged_gain"]} if control else {}),
+        **({"instance_gain": results["instance_controls"]["instance_gain"],
+            "beyond_class_mean": results["instance_controls"]["beyond_class_mean"]}
+           if results.get("instance_controls") else {}),
         **{f"student_{k}/{m}": v for k in ("scratch", "distilled") for m, v in students[k]["alignment"].items()},
     }
 

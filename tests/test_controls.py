@@ -159,3 +159,29 @@ def test_a_comparison_reports_the_instance_gain_against_shuffled_pairing_and_cla
 
     with pytest.raises(RecipeError, match="variants.kd-zer-shuffled.teacher_signal: shuffled pairing"):
         run_comparison(comparison, runs_dir=tmp_path / "runs", progress=False)
+
+
+def test_a_run_with_instance_controls_prints_and_reports_them(tmp_path, mfeat_root):
+    import json
+
+    from pldistill.recipe import parse_recipe
+    from pldistill.run import run_recipe
+
+    raw = mfeat_recipe(mfeat_root, epochs=1)
+    raw["distill"] = {**raw["distill"], "instance_controls": True}
+    out = run_recipe(parse_recipe(raw), "<test>", runs_dir=tmp_path, progress=False)
+    instance = json.loads((out.run_dir / "results.json").read_text())["instance_controls"]
+    distilled = out.results["students"]["distilled"]["test_acc"]
+    assert instance["instance_gain"] == pytest.approx(distilled - instance["shuffled"]["test_acc"])
+    assert instance["beyond_class_mean"] == pytest.approx(distilled - instance["class_mean"]["test_acc"])
+    printed = (out.run_dir / "results.md").read_text()
+    assert "student (shuffled pairing)" in printed and "Instance gain (distilled − shuffled pairing)" in printed
+    report = (out.run_dir / "report.html").read_text()
+    assert "shuffled pairing" in report and "class-mean teacher" in report and "instance gain" in report
+    split = json.loads((out.run_dir / "data_split.json").read_text())
+    assert "uci_mfeat" in split  # the shuffled partners are the control's own; the run records its split
+    raw["student"]["modality"] = "fac"
+    raw["data"]["privileged"] = []
+    raw["teacher"]["modality"] = "fac"
+    with pytest.raises(Exception, match="distill.instance_controls: shuffled pairing"):
+        parse_recipe(raw)

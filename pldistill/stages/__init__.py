@@ -5,7 +5,8 @@
     folder.py    RunFolder, new_run_dir, resume checks: the run folder's files
     teacher.py   obtain_teacher (trained | as-is | source domain | cached by teacher hash), outputs_cache
     student.py   train_student (scratch or distilled), attach_probe
-    pipeline.py  run_stages: teacher → scratch → distilled → same-modality control; control_run
+    pipeline.py  run_stages: teacher → scratch → distilled → instance controls → same-modality control; control_run
+    controls.py  shuffled pairing within class and the class-mean teacher (what the instance controls train with)
 """
 
 from .context import Run

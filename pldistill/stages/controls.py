@@ -15,7 +15,9 @@ what it adds is knowledge of the *instance*:
   give: a gain that survives it is not instance knowledge.
 
 A comparison variant picks one with ``teacher_signal`` (``compare.py``);
-``paired`` is the recipe's own pairing.
+``paired`` is the recipe's own pairing. A run trains both beside its
+distilled student with ``distill.instance_controls: true``
+(``pipeline.instance_controls``).
 """
 
 from __future__ import annotations
@@ -141,3 +143,4 @@ def class_mean_outputs(teacher: TappedModel, view: ModalityView, num_classes: in
     labels = np.array([view.dataset.label(i) for i in range(len(view))], np.int64)
     means = [s / counts.clamp(min=1).view(-1, *([1] * (s.dim() - 1))) for s in sums]
     return ClassMeanOutputs(labels, means[0], means[1:])
+

@@ -1,6 +1,7 @@
 """The stage sequence of a run, used as is by ``run`` and piece by piece by ``compare``.
 
     teacher → (probe) → scratch student → distilled student(s) → same-modality control
+            → instance controls (shuffled pairing, class-mean teacher; controls.py)
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from dataclasses import dataclass
 from ..models import TappedModel
 from ..recipe import Recipe
 from .context import Run
+from .controls import ShuffledPairing
 from .student import attach_probe, train_student
 from .teacher import obtain_teacher
 
@@ -20,6 +22,7 @@ class StageResults:
     scratch: dict
     distilled: dict
     control: dict | None
+    instance: dict | None = None
 
 
 def teacher_and_probe(run: Run, step: str = "") -> tuple[TappedModel, dict]:
@@ -53,11 +56,29 @@ def same_modality_control(run: Run, distilled: dict, steps: int) -> dict:
     return {"teacher": info, "student": student, "privileged_gain": distilled["test_acc"] - student["test_acc"]}
 
 
+def instance_controls(run: Run, teacher: TappedModel, distilled: dict, step: str = "") -> dict:
+    """The run's distillation from ``teacher`` with shuffled pairing and with its class-mean outputs.
+
+    Each student starts from the scratch student's weights like every other; the
+    differences from the distilled student are the run's instance gains.
+    """
+    r = run.recipe
+    shuffled_set = ShuffledPairing(run.train_set, [r.teacher.modality], r.seed)
+    shuffled_run = run.sub_run(r, run.run_dir, run.log_prefix, train_set=shuffled_set)
+    shuffled = train_student(shuffled_run, "shuffled", teacher, step=f"{step}shuffled pairing: ")
+    class_mean = train_student(run, "class_mean", teacher, step=f"{step}class-mean teacher: ", signal="class_mean")
+    return {"shuffled": shuffled, "class_mean": class_mean,
+            "instance_gain": distilled["test_acc"] - shuffled["test_acc"],
+            "beyond_class_mean": distilled["test_acc"] - class_mean["test_acc"]}
+
+
 def run_stages(run: Run) -> StageResults:
     """Teacher, scratch student, distilled student and the control: the training every rank does."""
-    steps = 5 if wants_control(run.recipe) else 3
+    instance = run.recipe.distill.instance_controls
+    steps = 3 + 2 * wants_control(run.recipe) + instance
     teacher, teacher_info = teacher_and_probe(run, step=f"[1/{steps}] ")
     scratch = train_student(run, "scratch", step=f"[2/{steps}] ")
     distilled = train_student(run, "distilled", teacher, step=f"[3/{steps}] ")
+    controls = instance_controls(run, teacher, distilled, step=f"[4/{steps}] ") if instance else None
     control = same_modality_control(run, distilled, steps) if wants_control(run.recipe) else None
-    return StageResults(teacher_info, scratch, distilled, control)
+    return StageResults(teacher_info, scratch, distilled, control, controls)
