@@ -27,8 +27,8 @@ from typing import Any
 import yaml
 from pydantic import Field, ValidationError, field_validator
 
-from .recipe import (LossEntries, Recipe, RecipeError, Section, format_error, compose_recipe, parse_recipe,
-                     read_yaml)
+from .recipe import (LossEntries, Recipe, RecipeError, Section, check_shuffleable, format_error, compose_recipe,
+                     parse_recipe, read_yaml)
 from .report import describe_losses
 from .stages.controls import CONTROL_MEANINGS, TeacherSignal
 
@@ -118,19 +118,8 @@ def load_comparison(path: str | Path, overrides: list[str] | tuple = ()) -> tupl
         except RecipeError as err:  # point at the variant, not at the base recipe's key
             raise RecipeError(str(err).replace("distill.losses", f"variants.{name}")) from None
         if row.teacher_signal == "shuffled":
-            _check_shuffleable(variants[name], f"{path}: variants.{name}.teacher_signal")
+            check_shuffleable(variants[name], f"{path}: variants.{name}.teacher_signal")
     return comparison, base, variants
-
-
-def _check_shuffleable(recipe: Recipe, where: str) -> None:
-    """Shuffled pairing moves the teacher's input to another sample: the student must read none of it."""
-    stack = recipe.data.stack
-    teacher, student = recipe.teacher.modality, recipe.student.modality
-    shared = set(stack.get(teacher, [teacher])) & set(stack.get(student, [student]))
-    if shared:
-        raise RecipeError(f"{where}: shuffled pairing gives the teacher another sample's {teacher!r}, but the "
-                          f"student reads {sorted(shared)} of it too; use a teacher on a modality the student "
-                          "does not read (shuffling a same-modality teacher is the same-modality control)")
 
 
 def _spec(row: Variant, recipe: Recipe) -> list | dict:
@@ -334,7 +323,7 @@ def _train_seed(run_dir: Path, comparison: Comparison, base: Recipe, variants: d
     """
     from .stages import Run, control_run, obtain_teacher, teacher_and_probe, train_student
     from .data.splits import write_split_record
-    from .stages.controls import ShuffledPairing
+    from .stages.pipeline import shuffled_run
     from .tracking import Tracker
 
     seed_dir = run_dir / f"seed{seed}"
@@ -372,8 +361,7 @@ def _train_seed(run_dir: Path, comparison: Comparison, base: Recipe, variants: d
             owner, tutor = (run, teacher) if modality == base.teacher.modality else controls[modality]
             signal = comparison.variants[name].teacher_signal
             if signal == "shuffled":  # the same teacher, its inputs from another sample of the class
-                shuffled = ShuffledPairing(owner.train_set, [modality], seed)
-                owner = owner.sub_run(owner.recipe, owner.run_dir, owner.log_prefix, train_set=shuffled)
+                owner = shuffled_run(owner, modality, seed)
             result = train_student(owner, name, tutor, variant.distill.losses, step=head, signal=signal)
             new_cells.append({"row": name, "test_acc": result["test_acc"], "seconds": result["seconds"],
                               "losses": "CE + " + describe_losses(variant.distill.losses), "spec": specs[name]})

@@ -78,7 +78,7 @@ def example_input(name: str, in_chans: int, image_size: int, batch: int = 2) -> 
 def classifier_outputs(name: str, state: dict[str, Tensor]) -> int | None:
     """How many classes a state dict's classifier predicts (None: it has no classifier)."""
     with torch.device("meta"):
-        model = create_model(name, in_chans=_first_input_width(state) or 3)
+        model = create_model(name)  # only its config's classifier key is read
     for key in _cfg_keys(model, "classifier"):
         if f"{key}.weight" in state:
             return int(state[f"{key}.weight"].shape[0])
@@ -121,12 +121,6 @@ def checked_state(model: nn.Module, name: str, path: str | Path, quiet: bool = F
     if missing:
         raise WeightsError(f"{path}: {len(missing)} {name} parameters missing, e.g. {missing[:3]}")
     return state
-
-
-def _first_input_width(state: dict[str, Tensor]) -> int | None:
-    """A vector model's input width from its first Linear layer's weight (its own layout: blocks.0.0)."""
-    weight = state.get("blocks.0.0.weight")
-    return int(weight.shape[1]) if weight is not None and weight.dim() == 2 else None
 
 
 @functools.lru_cache(maxsize=None)

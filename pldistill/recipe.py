@@ -357,19 +357,24 @@ def parse_recipe(raw: Any, source: str | Path = "<recipe>", sources=None) -> Rec
                 "or set distill.teacher_cache: false"
             )
     if recipe.distill.instance_controls:
-        stack, t, st = recipe.data.stack, recipe.teacher.modality, recipe.student.modality
-        shared = set(stack.get(t, [t])) & set(stack.get(st, [st]))
-        if shared:
-            raise RecipeError(
-                f"{at('distill', 'instance_controls')}: distill.instance_controls: shuffled pairing gives the teacher "
-                f"another sample's {t!r}, but the student reads {sorted(shared)} of it too; use a teacher on a "
-                "modality the student does not read, or set distill.instance_controls: false"
-            )
+        check_shuffleable(recipe, f"{at('distill', 'instance_controls')}: distill.instance_controls",
+                          "or set distill.instance_controls: false")
     recipe = _resolve_auto_pairs(recipe)
     from .recipe_checks import check_recipe  # imports this module: a cycle at import time
 
     check_recipe(recipe, path)
     return recipe
+
+
+def check_shuffleable(recipe: Recipe, where: str, alternative: str = "") -> None:
+    """Shuffled pairing moves the teacher's input to another sample: the student must read none of it."""
+    stack, teacher, student = recipe.data.stack, recipe.teacher.modality, recipe.student.modality
+    shared = set(stack.get(teacher, [teacher])) & set(stack.get(student, [student]))
+    if shared:
+        raise RecipeError(f"{where}: shuffled pairing gives the teacher another sample's {teacher!r}, but the "
+                          f"student reads {sorted(shared)} of it too; use a teacher on a modality the student "
+                          f"does not read{', ' + alternative if alternative else ''} (shuffling a same-modality "
+                          "teacher is the same-modality control)")
 
 
 def _check_teacher_domain(recipe: Recipe, where) -> None:

@@ -4,8 +4,8 @@
 of ``width`` units, then a linear classifier. Each hidden block is a stage
 (what a recipe's ``pairs`` index, as timm's stages are for an image model):
 its output is a (batch, width) vector, so relational and logit losses (SP,
-CC, RKD, DIST, KD, FitNets' regressor on vectors) apply and spatial ones (AT)
-are refused at load. BatchNorm keeps training stable across the very
+CC, RKD, DIST, KD, LS-KD) apply and spatial ones (AT, FitNets) are refused
+at load. BatchNorm keeps training stable across the very
 different scales of standardised feature sets; no dropout, so that a
 comparison of losses is not also a comparison of regularisers.
 """

@@ -104,7 +104,7 @@ class ShuffledPairing(PairedDataset):
 class ClassMeanOutputs:
     """The teacher's per-class mean outputs, looked up by sample index like a teacher cache."""
 
-    def __init__(self, labels: np.ndarray, logits: Tensor, features: list[Tensor]):
+    def __init__(self, labels: np.ndarray | Tensor, logits: Tensor, features: list[Tensor]):
         self.labels = torch.as_tensor(labels, dtype=torch.long)
         self.logits, self.features = logits, features
 
@@ -130,9 +130,11 @@ def class_mean_outputs(teacher: TappedModel, view: ModalityView, num_classes: in
     modality = view.names[0]
     sums: list[Tensor] | None = None
     counts = torch.zeros(num_classes)
+    labels = []
     for batch in DataLoader(view, batch_size=batch_size, shuffle=False):
         logits, feats = teacher(batch[modality].to(device))
         y = batch["label"]
+        labels.append(y)
         outputs = [logits.float().cpu(), *(f.float().cpu() for f in feats)]
         if sums is None:
             sums = [torch.zeros(num_classes, *o.shape[1:]) for o in outputs]
@@ -140,7 +142,6 @@ def class_mean_outputs(teacher: TappedModel, view: ModalityView, num_classes: in
             total.index_add_(0, y, o)
         counts += torch.bincount(y, minlength=num_classes).float()
     teacher.train(was_training)
-    labels = np.array([view.dataset.label(i) for i in range(len(view))], np.int64)
     means = [s / counts.clamp(min=1).view(-1, *([1] * (s.dim() - 1))) for s in sums]
-    return ClassMeanOutputs(labels, means[0], means[1:])
+    return ClassMeanOutputs(torch.cat(labels), means[0], means[1:])
 

@@ -56,6 +56,12 @@ def same_modality_control(run: Run, distilled: dict, steps: int) -> dict:
     return {"teacher": info, "student": student, "privileged_gain": distilled["test_acc"] - student["test_acc"]}
 
 
+def shuffled_run(run: Run, teacher_modality: str, seed: int) -> Run:
+    """``run`` with its training set's ``teacher_modality`` read from another sample of the same class."""
+    return run.sub_run(run.recipe, run.run_dir, run.log_prefix,
+                       train_set=ShuffledPairing(run.train_set, [teacher_modality], seed))
+
+
 def instance_controls(run: Run, teacher: TappedModel, distilled: dict, step: str = "") -> dict:
     """The run's distillation from ``teacher`` with shuffled pairing and with its class-mean outputs.
 
@@ -63,9 +69,8 @@ def instance_controls(run: Run, teacher: TappedModel, distilled: dict, step: str
     differences from the distilled student are the run's instance gains.
     """
     r = run.recipe
-    shuffled_set = ShuffledPairing(run.train_set, [r.teacher.modality], r.seed)
-    shuffled_run = run.sub_run(r, run.run_dir, run.log_prefix, train_set=shuffled_set)
-    shuffled = train_student(shuffled_run, "shuffled", teacher, step=f"{step}shuffled pairing: ")
+    shuffled = train_student(shuffled_run(run, r.teacher.modality, r.seed), "shuffled", teacher,
+                             step=f"{step}shuffled pairing: ")
     class_mean = train_student(run, "class_mean", teacher, step=f"{step}class-mean teacher: ", signal="class_mean")
     return {"shuffled": shuffled, "class_mean": class_mean,
             "instance_gain": distilled["test_acc"] - shuffled["test_acc"],
