@@ -67,6 +67,20 @@ def _compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def _calibrate(args: argparse.Namespace) -> int:
+    from .calibrate import run_calibration, write_override
+
+    run_dir, results = run_calibration(args.recipe, args.overrides, weights=args.weights, stages=args.stages,
+                                       epochs=args.epochs, holdout=args.holdout, runs_dir=args.runs_dir,
+                                       progress=not args.quiet)
+    print()
+    print((run_dir / "calibration.md").read_text())
+    if args.write is not None and results["chosen"] is not None:
+        print(f"wrote {write_override(results, args.recipe, args.write)}: run it with `pldistill run {args.write}`")
+    print(f"calibration folder: {run_dir}")
+    return 0
+
+
 def _report(args: argparse.Namespace) -> int:
     from .html_report import build_report, compare_runs
 
@@ -218,6 +232,29 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--runs-dir", type=Path, default=None, help="where the folder goes (default: the base recipe's)")
     compare.add_argument("--quiet", action="store_true", help="no progress output")
     compare.set_defaults(func=_compare)
+    calibrate = sub.add_parser(
+        "calibrate",
+        help="few-epoch pilots over distillation weights (and stages): which keep the student at or above scratch",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="examples: pldistill calibrate recipes/depth_to_rgb.yaml student.model=regnetx_002\n"
+               "          pldistill calibrate recipes/depth_to_rgb.yaml --weights 0.5 1 2 --stages 2:2 "
+               "--write my_recipe.yaml\n"
+               "Pilots are judged on a hold-out of the training split; the test set is never read.",
+    )
+    calibrate.add_argument("recipe", type=Path, help="recipe YAML file")
+    calibrate.add_argument("overrides", nargs="*", metavar="key=value", help="recipe overrides, as for run")
+    calibrate.add_argument("--weights", type=float, nargs="+", default=[0.25, 0.5, 1.0, 2.0],
+                           help="weights relative to CE to try (default: 0.25 0.5 1 2)")
+    calibrate.add_argument("--stages", nargs="*", default=[], metavar="T:S[,T:S]",
+                           help="also try these teacher:student stage pairs for feature losses, e.g. 2:2 -1:-1")
+    calibrate.add_argument("--epochs", type=int, default=3, help="epochs per pilot (default 3)")
+    calibrate.add_argument("--holdout", type=float, default=0.2,
+                           help="fraction of the training split the pilots are judged on (default 0.2)")
+    calibrate.add_argument("--write", type=Path, default=None,
+                           help="write the chosen setting as a recipe that extends RECIPE")
+    calibrate.add_argument("--runs-dir", type=Path, default=None, help="where the folder goes (default: the recipe's)")
+    calibrate.add_argument("--quiet", action="store_true", help="no progress bars")
+    calibrate.set_defaults(func=_calibrate)
     report = sub.add_parser(
         "report",
         help="(re)build report.html of run folders; with several, also a side-by-side page",

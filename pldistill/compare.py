@@ -302,7 +302,7 @@ def run_comparison(
     (run_dir / "comparison.json").write_text(json.dumps(results, indent=2))
     if num_test is None:  # nothing trained in this call (a finished folder resumed): count the test split
         num_test = len(test_split)
-    (run_dir / "comparison.md").write_text(_table(comparison, summary, gains, device, base, num_test))
+    (run_dir / "comparison.md").write_text(_table(comparison, summary, gains, device, base, num_test, cells))
     plot_comparison(summary, run_dir / "comparison.png",
                     f"{comparison.name}: {base.student.model} ({base.student.modality}), "
                     f"{len(comparison.seeds)} seed(s)")
@@ -364,7 +364,8 @@ def _train_seed(run_dir: Path, comparison: Comparison, base: Recipe, variants: d
                 owner = shuffled_run(owner, modality, seed)
             result = train_student(owner, name, tutor, variant.distill.losses, step=head, signal=signal)
             new_cells.append({"row": name, "test_acc": result["test_acc"], "seconds": result["seconds"],
-                              "losses": "CE + " + describe_losses(variant.distill.losses), "spec": specs[name]})
+                              "losses": "CE + " + describe_losses(variant.distill.losses), "spec": specs[name],
+                              "health": result.get("health", []), "weights": _weights(result)})
             _append_cells(run_dir, seed, new_cells)
             new_cells = []
         _append_cells(run_dir, seed, new_cells)
@@ -374,7 +375,7 @@ def _train_seed(run_dir: Path, comparison: Comparison, base: Recipe, variants: d
 
 
 def _table(comparison: Comparison, summary: list[dict], gains: list[dict], device: str, base: Recipe,
-           num_test: int) -> str:
+           num_test: int, cells: list[dict] = ()) -> str:
     """comparison.md: the table, the controlled gains and the overrides it was trained with."""
     table = comparison_table(comparison.name, summary, device, base, num_test)
     for g in gains:
@@ -383,9 +384,24 @@ def _table(comparison: Comparison, summary: list[dict], gains: list[dict], devic
                    else "what the privileged modality adds beyond having a teacher of the same model and budget")
         table += (f"\n{g['row']} − {g['control']} (paired over {g['seeds']} seeds): "
                   f"{100 * g['mean']:+.1f} ± {100 * g['std']:.1f} points — {meaning}.\n")
+    notes = health_notes(cells)
+    if notes:
+        table += "\nHealth check:\n\n" + "".join(f"- {n}\n" for n in notes)
     if comparison.overrides:
         table += "\nBase recipe overrides: " + " ".join(f"`{o}`" for o in comparison.overrides) + "\n"
     return table
+
+
+def _weights(result: dict) -> dict[str, dict[str, float]]:
+    """Each term's weight as trained and its measured gradient ratio to CE (engine/balance.py)."""
+    last = result["history"][-1]
+    return {k[len("weight/"):]: {"weight": v, "grad_ratio": last.get("grad_ratio/" + k[len("weight/"):])}
+            for k, v in last.items() if k.startswith("weight/")}
+
+
+def health_notes(cells: list[dict]) -> list[str]:
+    """One line per (row, seed) the health check reported on: the table is not read without them."""
+    return [f"{c['row']} (seed {c['seed']}): {f['message']}" for c in cells for f in c.get("health", [])]
 
 
 def _append_cells(run_dir: Path, seed: int, cells: list[dict]) -> None:

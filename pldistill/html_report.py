@@ -13,12 +13,14 @@ from pathlib import Path
 
 from . import figures
 from .probe import ProbeSnapshot
+from .report import health_lines, weight_lines
 
 STYLE = """
 body { font-family: system-ui, sans-serif; max-width: 1100px; margin: 2em auto; color: #222; }
 table { border-collapse: collapse; margin: 1em 0; } td, th { border: 1px solid #ccc; padding: 4px 8px; }
 th { background: #f4f4f4; } td.num { text-align: right; font-variant-numeric: tabular-nums; }
 img { max-width: 100%; border: 1px solid #eee; margin: 0.5em 0; } .note { color: #555; font-size: 0.9em; }
+.warn { color: #8a3b00; background: #fff4e5; padding: 0.3em 0.5em; }
 """
 
 
@@ -118,6 +120,12 @@ def build_report(run_dir: str | Path) -> Path:
         f"{html.escape(str(run_dir))}</p>",
         _table(["role", "model", "modality", "test accuracy"], roles),
     ]
+    health = health_lines(results)  # distillation that hurts the student is said where it is seen
+    if health:
+        parts.append("<h2>health check</h2>" + "".join(f"<p class='warn'>{html.escape(m)}</p>" for m in health))
+    weights = weight_lines(results)
+    if weights:
+        parts.append("<p class='note'>Distillation weights: " + html.escape("; ".join(weights)) + ".</p>")
     if rows:
         parts.append(_table(header, rows))
     for key, path in drawn.items():

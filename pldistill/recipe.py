@@ -75,7 +75,13 @@ class LossEntry(Section):
     """One distillation loss in a recipe: what every loss shares; each loss adds its own keys (its params)."""
 
     name: str = Field(description="a registered loss: docs/reference/losses.md lists them and their own keys")
-    weight: float = Field(gt=0, description="the loss's weight in the total (γ for SP)")
+    weight: float = Field(gt=0, description="the loss's weight in the total (γ for SP), or with 'relative' a "
+                          "multiple of CE's gradient")
+    relative: bool = Field(
+        False, description="true: 'weight' is a multiple of cross-entropy's gradient norm on the student, measured "
+        "on the first distill.calibration_steps batches and then fixed, so it means the same for any pair of "
+        "models, stage and batch size; false: the absolute weight (the paper's γ for SP)"
+    )
     pairs: list[LayerPair] | Literal["auto"] = Field(
         default_factory=list, description="layer pairs, or 'auto': 3 pairs spread by relative depth"
     )
@@ -127,6 +133,23 @@ def loss_entry(raw: dict) -> LossEntry:
     return _LOSS_ENTRY.validate_python(raw)
 
 
+class Health(Section):
+    """The health check of every distilled student against the scratch student, epoch by epoch (engine/health.py)."""
+
+    dominance: float = Field(10.0, gt=0, description="a term whose weighted gradient is this many times CE's "
+                             "(measured on the calibration steps) is reported at epoch 1")
+    ce_margin: float = Field(0.25, ge=0, description="training CE this fraction above the scratch student's, "
+                             "for 'patience' epochs in a row, is reported")
+    acc_points: float = Field(5.0, ge=0, description="test accuracy this many points below the scratch "
+                              "student's, for 'patience' epochs in a row, is reported (never acted on)")
+    patience: int = Field(3, gt=0, description="epochs in a row before a trailing student is reported")
+    on_harm: Literal["warn", "stop", "lower"] = Field(
+        "warn", description="on a dominating term or a trailing training CE: only report it (warn), end the "
+        "stage (stop), or multiply every distillation weight by lower_factor (lower)"
+    )
+    lower_factor: float = Field(0.1, gt=0, lt=1)
+
+
 class Distill(Section):
     losses: list[LossEntries] = Field(min_length=1)
     same_modality_control: bool = Field(
@@ -145,6 +168,11 @@ class Distill(Section):
         description="run the frozen teacher once per training sample and read its tapped features from an HDF5 "
         "file while the student trains (needs data.augment all off: the teacher must see what was cached)",
     )
+    calibration_steps: int = Field(
+        10, gt=0, description="the first training steps on which relative weights are set from the ratio of "
+        "gradient norms (and every term's effective ratio to CE is measured)"
+    )
+    health: Health = Health()
 
 
 class Schedule(Section):

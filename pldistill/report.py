@@ -14,12 +14,14 @@ def _pct(x: float | None) -> str:
 
 
 def _describe(loss) -> str:
-    """'SP (γ=3000; stages t-1↔s-1)' or 'KD (weight 1; T=4)': the spec's display name and symbols."""
+    """'SP (γ=3000; stages t-1↔s-1)', 'KD (weight 1; T=4)' or 'SP (1× CE's gradient; …)': name and symbols."""
     spec = loss_spec(loss.name)
     defaults = spec.params()
     shown = [f"{spec.symbols[k]}={v:g}" if k in spec.symbols else f"{k}={v:g}"
              for k, v in loss.params().items() if k in spec.symbols or v != getattr(defaults, k)]
     weight = f"{spec.weight_symbol}={loss.weight:g}" if spec.weight_symbol else f"weight {loss.weight:g}"
+    if loss.relative:
+        weight = f"{loss.weight:g}× CE's gradient"
     if not loss.pairs:
         return f"{spec.display} ({'; '.join([weight, *shown])})"
     stages = ", ".join(f"t{p.teacher}↔s{p.student}" for p in loss.pairs) + (", pooled" if loss.pool else "")
@@ -29,6 +31,30 @@ def _describe(loss) -> str:
 
 def describe_losses(losses) -> str:
     return " + ".join(_describe(loss) for loss in losses)
+
+
+def _distilled_students(results: dict) -> dict[str, dict]:
+    """Every student of a run trained with a teacher, by role."""
+    out = {"distilled": results["students"]["distilled"]}
+    if results.get("control"):
+        out["control"] = results["control"]["student"]
+    for key in ("shuffled", "class_mean"):
+        if results.get("instance_controls"):
+            out[key] = results["instance_controls"][key]
+    return out
+
+
+def health_lines(results: dict) -> list[str]:
+    """The health check's findings (engine/health.py) for every distilled student, one line each."""
+    return [f["message"] for student in _distilled_students(results).values() for f in student.get("health", [])]
+
+
+def weight_lines(results: dict) -> list[str]:
+    """Each term's weight as trained and its measured gradient ratio to CE, from the distilled student's record."""
+    last = results["students"]["distilled"]["history"][-1]
+    terms = [k[len("weight/"):] for k in last if k.startswith("weight/")]
+    return [f"{term}: weight {last[f'weight/{term}']:.4g}, weighted gradient "
+            f"{last.get(f'grad_ratio/{term}', float('nan')):.2g}× CE's on the first steps" for term in terms]
 
 
 def results_table(results: dict, recipe) -> str:
@@ -85,5 +111,11 @@ def results_table(results: dict, recipe) -> str:
         lines.append(f"Instance gain (distilled − shuffled pairing): {100 * instance['instance_gain']:+.1f} points; "
                      f"beyond class means (distilled − class-mean teacher): "
                      f"{100 * instance['beyond_class_mean']:+.1f} points.")
+    weights = weight_lines(results)
+    if weights:
+        lines.append("Distillation weights (distilled student): " + "; ".join(weights) + ".")
+    health = health_lines(results)
+    lines += health or ["Health check: no distilled student fell behind the scratch student or was dominated by "
+                        "one term."]
     lines.append("")
     return "\n".join(lines)

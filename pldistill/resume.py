@@ -60,7 +60,7 @@ def set_rng_state(state: dict, loader: DataLoader, restore_augment: bool = True)
 
 def save_progress(path: Path, *, model: nn.Module, learned: nn.Module, optimizer, scheduler, epoch: int,
                   step: int, seconds: float, history: list[dict], loader: DataLoader,
-                  scaler: torch.amp.GradScaler | None = None) -> None:
+                  scaler: torch.amp.GradScaler | None = None, balance=None) -> None:
     save_atomic(
         {
             "model": model.state_dict(),
@@ -74,6 +74,8 @@ def save_progress(path: Path, *, model: nn.Module, learned: nn.Module, optimizer
             "seconds": seconds,
             "history": history,
             "rng": rng_state(loader),
+            # calibrated relative weights (engine/balance.py): a resumed run must not recalibrate on later batches
+            "balance": balance.state_dict() if balance is not None else {},
         },
         path,
     )
@@ -81,7 +83,7 @@ def save_progress(path: Path, *, model: nn.Module, learned: nn.Module, optimizer
 
 def load_progress(path: Path, *, model: nn.Module, learned: nn.Module, optimizer, scheduler,
                   loader: DataLoader, restore_augment: bool = True,
-                  scaler: torch.amp.GradScaler | None = None) -> dict:
+                  scaler: torch.amp.GradScaler | None = None, balance=None) -> dict:
     """Restore a progress checkpoint in place; returns epoch, step, seconds and history.
 
     ``restore_augment=False`` keeps the loader's own augmentation streams: under
@@ -94,5 +96,7 @@ def load_progress(path: Path, *, model: nn.Module, learned: nn.Module, optimizer
     scheduler.load_state_dict(state["scheduler"])
     if scaler is not None and scaler.is_enabled() and state.get("scaler"):  # older files have none
         scaler.load_state_dict(state["scaler"])
+    if balance is not None and state.get("balance"):  # older files have none
+        balance.load_state_dict(state["balance"])
     set_rng_state(state["rng"], loader, restore_augment)
     return {k: state[k] for k in ("epoch", "step", "seconds", "history")}

@@ -27,6 +27,7 @@ class DistillTerm:
     teacher_tap: int
     student_tap: int
     on_logits: bool = False  # compare logits (KD) instead of tapped features
+    relative: bool = False  # weight is a multiple of CE's gradient norm (engine/balance.py), not absolute
 
 
 @dataclass(frozen=True)
@@ -63,7 +64,7 @@ def build_terms(losses: Sequence, teacher_channels: Callable[[int], int],
             fn, key = loss_function(loss, teacher_channels, student_channels), loss.name
             if loss.scope == "global":  # a relational loss on logits (DIST) over the global batch
                 fn, key = across_ranks(fn), key + "/global"
-            terms.append(DistillTerm(key, fn, loss.weight, -1, -1, on_logits=True))
+            terms.append(DistillTerm(key, fn, loss.weight, -1, -1, on_logits=True, relative=loss.relative))
         for pair in loss.pairs:
             key = f"{loss.name}/t{pair.teacher}-s{pair.student}"
             fn = loss_function(loss, teacher_channels, student_channels, pair)
@@ -71,7 +72,7 @@ def build_terms(losses: Sequence, teacher_channels: Callable[[int], int],
                 fn, key = across_ranks(fn), key + "/global"
             if loss.pool:
                 fn, key = on_pooled(fn), key + "/pooled"
-            terms.append(DistillTerm(key, fn, loss.weight, tap, tap))
+            terms.append(DistillTerm(key, fn, loss.weight, tap, tap, relative=loss.relative))
             teacher_stages.append(pair.teacher)
             student_stages.append(pair.student)
             tap += 1

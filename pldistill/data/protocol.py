@@ -64,6 +64,29 @@ class PairedDataset(Dataset):
         return sample
 
 
+class DerivedDataset(PairedDataset):
+    """A dataset made from ``base`` (a subset, a re-pairing): the base's modalities, classes and other attributes.
+
+    Subclasses override what they change (``load``, ``label``, ``__len__``, …); stacks,
+    ``finalize`` and anything else not defined here are the base's own.
+    """
+
+    def __init__(self, base: PairedDataset):
+        self.base = base
+        self.modalities, self.classes = base.modalities, base.classes
+
+    def __len__(self) -> int:
+        return len(self.base)
+
+    def __getattr__(self, name: str):
+        if name == "base":  # not set yet (e.g. while unpickling): never recurse
+            raise AttributeError(name)
+        return getattr(self.base, name)
+
+    def inputs_of(self, names: Sequence[str]) -> list[str]:
+        return self.base.inputs_of(names)
+
+
 def only_modality(names: Sequence[str], modality: str) -> None:
     """One-modality adapters: a request for anything else is a KeyError naming what there is."""
     unknown = [n for n in names if n != modality]

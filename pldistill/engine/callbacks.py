@@ -27,6 +27,7 @@ from tqdm.auto import tqdm
 from .. import distributed
 from ..models import TappedModel
 from ..resume import load_progress, save_progress
+from .balance import TermBalance
 from .optim import Optimisation
 from .step import StepOutput
 
@@ -43,11 +44,14 @@ class TrainState:
     learned: nn.ModuleList  # the losses' learned parts (FitNets regressors)
     optimisation: Optimisation
     loader: DataLoader
+    balance: TermBalance  # the distillation terms' weights (relative ones calibrated on the first steps)
     epoch: int = 0  # epochs finished
     step: int = 0  # optimiser steps taken
     history: list[dict] = field(default_factory=list)
     started: float = field(default_factory=time.perf_counter)
     show_bar: bool = False  # a live per-step bar (set by ConsolePrinter on a terminal)
+    stop: bool = False  # set by a callback (the health check's on_harm: stop) to end training after this epoch
+    health: list[dict] = field(default_factory=list)  # the health check's findings (health.py)
     resumed_from: Path | None = None
 
     def elapsed(self) -> float:
@@ -57,7 +61,7 @@ class TrainState:
         """Everything resume.py saves and restores besides counters and history."""
         o = self.optimisation
         return {"model": self.model.model, "learned": self.learned, "optimizer": o.optimizer,
-                "scheduler": o.scheduler, "loader": self.loader, "scaler": o.scaler}
+                "scheduler": o.scheduler, "loader": self.loader, "scaler": o.scaler, "balance": self.balance}
 
 
 class Callback:
@@ -155,12 +159,16 @@ class ConsolePrinter(Callback):
 
 def standard_callbacks(*, log: Log | None = None, progress: bool = True, progress_file: Path | None = None,
                        checkpoint_every: int = 1,
-                       epoch_metrics: Callable[[TappedModel], dict[str, float]] | None = None) -> list[Callback]:
+                       epoch_metrics: Callable[[TappedModel], dict[str, float]] | None = None,
+                       health: Callback | None = None) -> list[Callback]:
     """The callbacks a run's stage uses, in the order that matters: the record is complete before it is
-    logged, logged before it is checkpointed, and a resume is known before it is announced."""
+    checked, logged and checkpointed (a lowered weight is in the checkpoint), and a resume is known
+    before it is announced."""
     callbacks: list[Callback] = [DivergenceGuard()]
     if epoch_metrics is not None:
         callbacks.append(EpochMetrics(epoch_metrics))
+    if health is not None:
+        callbacks.append(health)
     if log is not None:
         callbacks.append(MetricsLog(log))
     if progress_file is not None:

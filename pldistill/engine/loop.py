@@ -29,6 +29,7 @@ from .. import distributed
 from ..terms import DistillTerm
 from ..models import TappedModel
 from ..teacher_cache import TeacherCache
+from .balance import TermBalance
 from .callbacks import Callback, DivergenceGuard, TrainState
 from .device import autocast, check_precision, to_device
 from .evaluate import evaluate
@@ -41,6 +42,7 @@ class FitResult:
     test_acc: float
     seconds: float
     history: list[dict] = field(default_factory=list)
+    health: list[dict] = field(default_factory=list)  # findings of the health check (health.py), if it ran
 
 
 def fit(
@@ -57,25 +59,31 @@ def fit(
     teacher_cache: TeacherCache | None = None,
     name: str = "model",
     callbacks: Sequence[Callback] | None = None,
+    calibration_steps: int = 10,
 ) -> FitResult:
     """Train ``model`` for ``schedule.epochs``; ``callbacks`` default to the divergence guard alone.
 
     Under torchrun ``train_loader`` yields this rank's share of each global batch
     (``distributed.train_sampler``; reshuffled per epoch). With ``teacher_cache``
     the teacher's outputs are read by ``batch["index"]`` instead of computed, and
-    ``batch[teacher_modality]`` is never needed.
+    ``batch[teacher_modality]`` is never needed. Relative term weights are set on
+    the first ``calibration_steps`` steps (``balance.py``).
     """
     check_precision(schedule.precision, device)
     callbacks = [DivergenceGuard()] if callbacks is None else list(callbacks)
     learned = _place(model, teacher, terms, device, schedule.channels_last)
     optimisation = build_optimisation(nn.ModuleList([model, learned]), schedule, len(train_loader), device)
-    state = TrainState(name, schedule.epochs, model, learned, optimisation, train_loader)
+    state = TrainState(name, schedule.epochs, model, learned, optimisation, train_loader,
+                       balance=TermBalance(terms, calibration_steps))
     for callback in callbacks:
         callback.on_fit_start(state)  # e.g. resume: before DDP copies rank 0's weights
     step = _BatchStep(wrap_for_ranks(model, learned, device), modality, teacher, teacher_modality, terms,
-                      teacher_cache, device, schedule)
+                      teacher_cache, device, schedule, state.balance)
     for epoch in range(state.epoch, schedule.epochs):
+        if state.stop:  # a callback ended training (the health check's on_harm: stop)
+            break
         record = _train_epoch(state, step, callbacks, epoch)
+        record.update(state.balance.epoch_metrics())
         record["val/acc"] = evaluate(model, test_loader, modality, device, schedule.channels_last, schedule.precision)
         for callback in callbacks:
             record.update(callback.epoch_metrics(state))
@@ -84,7 +92,7 @@ def fit(
         state.history.append(record)
         for callback in callbacks:
             callback.on_epoch_end(state, record)
-    return FitResult(state.history[-1]["val/acc"], state.elapsed(), state.history)
+    return FitResult(state.history[-1]["val/acc"], state.elapsed(), state.history, state.health)
 
 
 def _place(model: TappedModel, teacher: TappedModel | None, terms: Sequence[DistillTerm], device: torch.device,
@@ -111,6 +119,7 @@ class _BatchStep:
     teacher_cache: TeacherCache | None
     device: torch.device
     schedule: Schedule
+    balance: TermBalance
 
     def __call__(self, batch: dict) -> tuple[StepOutput, Tensor]:
         device, channels_last, cache = self.device, self.schedule.channels_last, self.teacher_cache
@@ -125,6 +134,7 @@ class _BatchStep:
                 to_device(batch[self.teacher_modality], device, channels_last) if live_teacher else None,
                 self.terms,
                 cache.lookup(batch["index"], device, channels_last) if cache else None,
+                self.balance.weights,
             )
         return out, labels
 
@@ -139,8 +149,10 @@ def _train_epoch(state: TrainState, step: _BatchStep, callbacks: Sequence[Callba
     # Created every epoch, shown or not: tqdm.auto's bar calls iter(loader) once itself, which draws the
     # loader generator's base seed; dropping it would change every later batch order.
     bar = tqdm(loader, desc=f"{state.name} {epoch + 1}/{state.epochs}", leave=False, disable=not state.show_bar)
+    params = [p for p in state.model.parameters() if p.requires_grad]
     for batch in bar:
         out, labels = step(batch)
+        out = state.balance.observe(out, params)
         for callback in callbacks:
             callback.check_step(state, out)
         state.optimisation.step(out.total, state.model.parameters())

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Sequence
+from dataclasses import dataclass, field
+from typing import Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -15,11 +15,17 @@ from ..models import TappedModel
 
 @dataclass
 class StepOutput:
-    """``total == sum(terms.values())``; ``terms`` are already weighted (``ce`` first)."""
+    """``total == sum(terms.values())``; ``terms`` are already weighted (``ce`` first), ``raw`` are not."""
 
     total: Tensor
     logits: Tensor
     terms: dict[str, Tensor]
+    raw: dict[str, Tensor] = field(default_factory=dict)
+
+    def reweighed(self, weights: Mapping[str, float]) -> "StepOutput":
+        """The same forward pass with other term weights (CE keeps weight 1): no second forward."""
+        terms = {k: v if k == "ce" else weights[k] * v for k, v in self.raw.items()}
+        return StepOutput(torch.stack(list(terms.values())).sum(), self.logits, terms, self.raw)
 
 
 def distill_step(
@@ -30,14 +36,16 @@ def distill_step(
     teacher_inputs: Tensor | None = None,
     terms: Sequence[DistillTerm] = (),
     teacher_outputs: tuple[Tensor, list[Tensor]] | None = None,
+    weights: Mapping[str, float] | None = None,
 ) -> StepOutput:
     """Forward the student (and the frozen teacher) and return the weighted loss terms.
 
     ``teacher_outputs`` (logits, tapped features), e.g. read from a teacher cache,
-    replace the teacher's forward pass.
+    replace the teacher's forward pass. ``weights`` (by term key) replace the
+    terms' own, e.g. weights calibrated relative to CE (``engine/balance.py``).
     """
     logits, s_feats = student(inputs)
-    named = {"ce": F.cross_entropy(logits.float(), labels)}
+    raw = {"ce": F.cross_entropy(logits.float(), labels)}
     if terms:
         if teacher_outputs is not None:
             t_logits, t_feats = teacher_outputs
@@ -46,9 +54,8 @@ def distill_step(
                 t_logits, t_feats = teacher(teacher_inputs)
         for term in terms:
             if term.on_logits:
-                value = term.fn(t_logits, logits)
+                raw[term.key] = term.fn(t_logits, logits)
             else:
-                value = term.fn(t_feats[term.teacher_tap], s_feats[term.student_tap])
-            named[term.key] = term.weight * value
-    total = torch.stack(list(named.values())).sum()
-    return StepOutput(total, logits, named)
+                raw[term.key] = term.fn(t_feats[term.teacher_tap], s_feats[term.student_tap])
+    return StepOutput(raw["ce"], logits, {"ce": raw["ce"]}, raw).reweighed(
+        {t.key: t.weight for t in terms} if weights is None else weights)

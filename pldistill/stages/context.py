@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Callable
 
 from ..engine import FitResult, Schedule, check_precision, fit, pick_device, standard_callbacks
+from ..engine.health import HealthCheck, HealthPolicy
 from ..models import TappedModel, build_model
 from ..probe import AlignmentProbe
 from ..recipe import Recipe, RecipeError
@@ -36,6 +37,8 @@ class Run:
             raise RecipeError(str(exc)) from None
         self.data = RunData(recipe, datasets)
         self.probe: AlignmentProbe | None = None  # set by stages.student.attach_probe
+        # the scratch student's epoch records: the health check's reference for every later student
+        self.scratch_history: list[dict] | None = None
 
     @property
     def run_dir(self) -> Path:
@@ -58,8 +61,10 @@ class Run:
 
         ``train_set`` replaces the training set (a control's, e.g. shuffled pairing); the test set is the same.
         """
-        return Run(recipe, run_dir, self.tracker, self.progress, log_prefix,
-                   datasets=(self.train_set if train_set is None else train_set, self.test_set), tap=self.tap)
+        sub = Run(recipe, run_dir, self.tracker, self.progress, log_prefix,
+                  datasets=(self.train_set if train_set is None else train_set, self.test_set), tap=self.tap)
+        sub.scratch_history = self.scratch_history
+        return sub
 
     def build(self, spec, stages=()) -> TappedModel:
         """A fresh model of ``spec`` (the recipe's teacher or student), tapped at ``stages``."""
@@ -71,15 +76,20 @@ class Run:
             epoch_metrics=None, **distill) -> FitResult:
         """Train one stage: its loaders (seeded by ``seed``), the recipe's schedule, the standard callbacks.
 
-        ``distill`` are fit's teacher/teacher_modality/terms/teacher_cache.
+        ``distill`` are fit's teacher/teacher_modality/terms/teacher_cache. A distilled
+        stage is health-checked against ``scratch_history``.
         """
         s = self.recipe.schedule
+        health = None
+        if distill.get("terms"):
+            health = HealthCheck(HealthPolicy(**self.recipe.distill.health.model_dump()), self.scratch_history)
         cached = distill.get("teacher_cache") is not None  # the teacher's inputs are never loaded
         wanted = [modality] + ([distill["teacher_modality"]] if distill.get("terms") and not cached else [])
         modalities = list(dict.fromkeys(wanted))  # same-modality teacher: load it once
         callbacks = standard_callbacks(log=lambda row, _step: self.tracker.log(row), progress=self.progress,
                                        progress_file=self.folder.progress_file(stage),
-                                       checkpoint_every=s.checkpoint_every, epoch_metrics=epoch_metrics)
+                                       checkpoint_every=s.checkpoint_every, epoch_metrics=epoch_metrics,
+                                       health=health)
         return fit(
             model,
             modality,
@@ -89,5 +99,6 @@ class Run:
             device=self.device,
             name=self.log_prefix + stage,
             callbacks=callbacks,
+            calibration_steps=self.recipe.distill.calibration_steps,
             **distill,
         )

@@ -29,7 +29,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader
 
-from ..data.protocol import ModalityView, PairedDataset
+from ..data.protocol import DerivedDataset, ModalityView, PairedDataset
 
 if TYPE_CHECKING:
     from ..models import TappedModel
@@ -58,27 +58,16 @@ def class_cycles(labels: np.ndarray, seed: int) -> np.ndarray:
     return partner
 
 
-class ShuffledPairing(PairedDataset):
+class ShuffledPairing(DerivedDataset):
     """``base`` with the ``moved`` modalities of sample i read from sample ``partner[i]`` (same class)."""
 
     def __init__(self, base: PairedDataset, moved: Sequence[str], seed: int):
-        self.base, self.moved, self.seed = base, list(moved), seed
-        self.modalities, self.classes = base.modalities, base.classes
+        super().__init__(base)
+        self.moved, self.seed = list(moved), seed
         self.partner = class_cycles(np.array([base.label(i) for i in range(len(base))]), seed)
-
-    def __len__(self) -> int:
-        return len(self.base)
-
-    def __getattr__(self, name: str):  # stacks, finalize, …: the base's own
-        if name == "base":
-            raise AttributeError(name)
-        return getattr(self.base, name)
 
     def label(self, index: int) -> int:
         return self.base.label(index)
-
-    def inputs_of(self, names: Sequence[str]) -> list[str]:
-        return self.base.inputs_of(names)
 
     def load(self, index: int, names: Sequence[str]) -> dict[str, np.ndarray]:
         own = [n for n in names if n not in self.moved]

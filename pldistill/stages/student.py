@@ -67,16 +67,22 @@ def train_student(run: Run, kind: str, teacher: TappedModel | None = None, losse
                             lambda stage: student_channels(run, stage))
         terms, student_stages = built.terms, built.student_stages
         teacher = run.tap(teacher.model, built.teacher_stages)
+    if run.scratch_history is None and kind != "scratch":  # e.g. a resumed comparison, its scratch cell done
+        scratch = run.folder.finished("student_scratch")
+        run.scratch_history = scratch["result"]["history"] if scratch is not None else None
     done = run.folder.finished(f"student_{kind}")
     if done is not None:
         print(f"{step}{kind} student: already trained in this run folder")
+        if kind == "scratch":
+            run.scratch_history = done["result"]["history"]
         return done["result"]
     seed_everything(r.seed + 1)  # both students start from the same weights
     model = run.build(spec, student_stages)
     if teacher is None:
         title = f"{step}{kind} student (CE only)"
     else:
-        weighted = " + ".join(f"{loss.name}×{loss.weight:g}" for loss in losses)
+        weighted = " + ".join(f"{loss.name}×{loss.weight:g}" + (" (relative to CE)" if loss.relative else "")
+                              for loss in losses)
         title = f"{step}{kind} student (CE + {weighted})"
     print(f"{title}: {spec.model} on {spec.modality!r}")
     result = run.fit(
@@ -100,5 +106,9 @@ def train_student(run: Run, kind: str, teacher: TappedModel | None = None, losse
         "alignment": alignment,
         "history": result.history,
     }
+    if terms:
+        summary["health"] = result.health
+    if kind == "scratch":
+        run.scratch_history = result.history
     run.folder.finish(f"student_{kind}", model, summary)
     return summary

@@ -1,0 +1,102 @@
+"""Term weights stated relative to cross-entropy: one strength that means the same for every pair of models.
+
+An absolute weight (SP's γ = 3000) means different things for different
+teacher–student pairs: a term's value and gradient scale with the tapped
+stages' statistics, the batch size and the loss's own normalisation. The
+flagship's γ, right for MobileNetV3-small, made a RegNetX student 22.5 points
+worse than scratch. ``relative: true`` states the weight as a multiple r of
+CE's gradient on the student instead:
+
+    w_k = r_k · Σ_s ‖∇_θ CE_s‖ / Σ_s ‖∇_θ L_k,s‖        over the first S steps s,
+
+θ the student's parameters (not the losses' learned parts), L_k the unweighted
+term, S = ``distill.calibration_steps``; after S steps w_k stays fixed, so the
+rest of training is ordinary weighted distillation. Every term is measured
+the same way, absolute or not, which gives its *effective* ratio
+w_k ‖∇L_k‖ / ‖∇CE‖: what the health check reads when one term drowns CE.
+
+The measurement reuses the step's own forward pass (one extra backward per
+term, S times); it changes no parameter and draws no random number, so a run
+with absolute weights trains exactly as it would without it.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import torch
+from torch import Tensor, nn
+
+from .. import distributed
+from ..terms import DistillTerm
+from .step import StepOutput
+
+
+def gradient_norm(value: Tensor, params: Sequence[nn.Parameter]) -> float:
+    """‖∂value/∂params‖₂ without touching ``.grad`` (the graph is kept for the real backward)."""
+    grads = torch.autograd.grad(value, params, retain_graph=True, allow_unused=True)
+    return sum(float(g.float().pow(2).sum()) for g in grads if g is not None) ** 0.5
+
+
+class TermBalance:
+    """The weights the loop uses, calibrated on the first steps for relative terms and measured for all."""
+
+    def __init__(self, terms: Sequence[DistillTerm], steps: int):
+        self.relative = {t.key: t.weight for t in terms if t.relative}  # key → r
+        # relative terms weigh 0 (CE alone) until a step has measured them: the first step, unless it is not finite
+        self.weights = {t.key: 0.0 if t.relative else t.weight for t in terms}
+        self.steps = steps
+        self.grad_sums = {"ce": 0.0, **{t.key: 0.0 for t in terms}}  # unweighted gradient norms, summed
+        self.seen = 0
+
+    @property
+    def calibrating(self) -> bool:
+        return self.seen < self.steps and len(self.grad_sums) > 1
+
+    def observe(self, out: StepOutput, params: Sequence[nn.Parameter]) -> StepOutput:
+        """During calibration: measure this step's gradients, update relative weights, reweigh ``out``."""
+        if not self.calibrating:
+            return out
+        keys = list(self.grad_sums)
+        norms = distributed.all_reduce_sum([gradient_norm(out.raw[k], params) for k in keys])
+        self.seen += 1
+        if not all(math.isfinite(n) for n in norms):
+            # a diverging step is the divergence guard's to report; oneDNN's bf16 depthwise-conv weight gradient
+            # can also come back NaN from autograd.grad alone (torch 2.14, CPU) while backward() is finite
+            return out.reweighed(self.weights) if self.relative else out
+        for k, n in zip(keys, norms):
+            self.grad_sums[k] += n  # summed over ranks too: the ratio is that of the means
+        for k, r in self.relative.items():
+            if self.grad_sums[k] == 0 or self.grad_sums["ce"] == 0:
+                raise FloatingPointError(
+                    f"{k}: no finite gradient of it or of CE reached the student in the first {self.seen} step(s), "
+                    "so a weight relative to CE cannot be set; give this loss an absolute weight (relative: false)"
+                )
+            self.weights[k] = r * self.grad_sums["ce"] / self.grad_sums[k]
+        return out.reweighed(self.weights) if self.relative else out
+
+    def ratios(self) -> dict[str, float]:
+        """Each term's weighted gradient norm over CE's on the calibration steps (its effective relative weight)."""
+        ce = self.grad_sums["ce"]
+        if not self.seen or ce == 0:
+            return {}
+        return {k: self.weights[k] * g / ce for k, g in self.grad_sums.items() if k != "ce"}
+
+    def scale(self, factor: float) -> None:
+        """Multiply every distillation weight by ``factor`` (the health check's ``on_harm: lower``)."""
+        self.weights = {k: w * factor for k, w in self.weights.items()}
+
+    def epoch_metrics(self) -> dict[str, float]:
+        """``weight/<term>`` and ``grad_ratio/<term>`` for the epoch record (logged, kept in the history)."""
+        record = {f"weight/{k}": w for k, w in self.weights.items()}
+        record.update({f"grad_ratio/{k}": r for k, r in self.ratios().items()})
+        return record
+
+    def state_dict(self) -> dict:
+        return {"weights": dict(self.weights), "grad_sums": dict(self.grad_sums), "seen": self.seen}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.weights = dict(state["weights"])
+        self.grad_sums = dict(state["grad_sums"])
+        self.seen = int(state["seen"])

@@ -1,0 +1,150 @@
+"""Relative term weights (engine/balance.py): one number that means the same strength for every pair."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from pldistill.engine import Schedule, StepOutput, fit
+from pldistill.engine.balance import TermBalance, gradient_norm
+from pldistill.losses import sp_loss
+from pldistill.models import TappedModel, build_model
+from pldistill.recipe import loss_entry
+from pldistill.report import describe_losses
+from pldistill.terms import DistillTerm
+from random_pairs import RandomPairs
+
+
+def _out(raw: dict[str, torch.Tensor]) -> StepOutput:
+    return StepOutput(sum(raw.values()), torch.zeros(1, 2), dict(raw), raw)
+
+
+def test_relative_weight_is_r_times_the_ratio_of_gradient_norms_by_hand():
+    theta = nn.Parameter(torch.tensor(2.0))
+    balance = TermBalance([DistillTerm("t", None, 0.5, 0, 0, relative=True)], steps=1)
+    ce, term = (theta - 1) ** 2, 3 * theta ** 2  # gradients at θ = 2: 2 and 12
+    out = balance.observe(_out({"ce": ce, "t": term}), [theta])
+    assert balance.weights["t"] == pytest.approx(0.5 * 2 / 12)
+    torch.testing.assert_close(out.terms["t"], torch.tensor(1.0))  # (1/12) · 3θ² at θ = 2
+    torch.testing.assert_close(out.total, torch.tensor(2.0))  # CE (θ − 1)² = 1, weight 1, plus 1
+    assert balance.ratios() == {"t": pytest.approx(0.5)}
+
+
+def test_weights_average_over_the_calibration_steps_then_stay_fixed():
+    theta = nn.Parameter(torch.tensor(0.0))
+    balance = TermBalance([DistillTerm("t", None, 1.0, 0, 0, relative=True),
+                           DistillTerm("a", None, 7.0, 0, 0)], steps=2)
+    # step 1: |∂ce| = 1, |∂t| = 4;  step 2: |∂ce| = 3, |∂t| = 4  →  w = (1 + 3) / (4 + 4)
+    balance.observe(_out({"ce": 1 * theta, "t": 4 * theta, "a": theta}), [theta])
+    assert balance.weights["t"] == pytest.approx(0.25)
+    balance.observe(_out({"ce": 3 * theta, "t": 4 * theta, "a": theta}), [theta])
+    assert balance.weights == {"t": pytest.approx(0.5), "a": 7.0}  # an absolute weight is never changed
+    out = balance.observe(_out({"ce": 100 * theta, "t": theta, "a": theta}), [theta])  # past calibration
+    assert balance.weights["t"] == pytest.approx(0.5) and not balance.calibrating
+    assert balance.ratios() == {"t": pytest.approx(1.0), "a": pytest.approx(7.0 * 2 / 4)}
+    torch.testing.assert_close(out.terms["a"], 7.0 * theta)
+
+
+class _Stage(nn.Module):
+    """A random ReLU stage of the given width: features and logits for a batch."""
+
+    def __init__(self, width: int, classes: int = 3, seed: int = 0):
+        super().__init__()
+        torch.manual_seed(seed)
+        self.body, self.head = nn.Linear(10, width), nn.Linear(width, classes)
+
+    def forward(self, x):
+        feats = torch.relu(self.body(x))
+        return self.head(feats), feats
+
+
+@pytest.mark.parametrize("width,batch", [(8, 16), (256, 16), (32, 64), (32, 8)])
+def test_a_relative_weight_gives_the_same_effective_strength_whatever_the_width_or_batch(width, batch):
+    torch.manual_seed(1)
+    x, y = torch.randn(batch, 10), torch.randint(0, 3, (batch,))
+    teacher_feats = torch.randn(batch, 48).relu()
+    student = _Stage(width)
+    params = list(student.parameters())
+    logits, feats = student(x)
+    raw = {"ce": nn.functional.cross_entropy(logits, y), "sp": sp_loss(teacher_feats, feats)}
+    balance = TermBalance([DistillTerm("sp", sp_loss, 2.0, 0, 0, relative=True)], steps=1)
+    out = balance.observe(_out(raw), params)
+    # measured afresh on the weighted term: its gradient is exactly 2× CE's, for every width and batch
+    assert gradient_norm(out.terms["sp"], params) / gradient_norm(out.terms["ce"], params) == pytest.approx(2.0)
+
+
+def test_the_same_absolute_weight_means_very_different_strengths_across_widths_and_batches():
+    ratios = []
+    for width, batch in [(8, 16), (256, 16), (32, 64), (32, 8)]:
+        torch.manual_seed(1)
+        x, y = torch.randn(batch, 10), torch.randint(0, 3, (batch,))
+        teacher_feats = torch.randn(batch, 48).relu()
+        student = _Stage(width)
+        logits, feats = student(x)
+        params = list(student.parameters())
+        ratios.append(3000 * gradient_norm(sp_loss(teacher_feats, feats), params)
+                      / gradient_norm(nn.functional.cross_entropy(logits, y), params))
+    assert max(ratios) / min(ratios) > 3  # why γ does not carry from one pair to another
+
+
+def _models():
+    torch.manual_seed(0)
+    teacher = TappedModel(build_model("test_efficientnet_gn", 1, 3, None, 16), [-1]).eval()
+    student = TappedModel(build_model("test_efficientnet_ln", 3, 3, None, 16), [-1])
+    return teacher, student
+
+
+def _fit(term: DistillTerm, calibration_steps: int):
+    teacher, student = _models()
+    loader = torch.utils.data.DataLoader(RandomPairs(), batch_size=8, drop_last=True)
+    result = fit(student, "rgb", loader, loader, schedule=Schedule(epochs=2, lr=3e-3, weight_decay=0.0),
+                 device=torch.device("cpu"), teacher=teacher, teacher_modality="depth", terms=[term],
+                 calibration_steps=calibration_steps)
+    return student, result
+
+
+def test_measuring_absolute_terms_changes_nothing_in_training():
+    term = DistillTerm("sp", sp_loss, 100.0, 0, 0)
+    a, ra = _fit(term, calibration_steps=1)
+    b, rb = _fit(term, calibration_steps=8)  # every step of both epochs measured
+    for p, q in zip(a.parameters(), b.parameters()):
+        torch.testing.assert_close(p, q, rtol=0, atol=0)
+    assert ra.history[-1]["weight/sp"] == rb.history[-1]["weight/sp"] == 100.0
+    assert rb.history[-1]["grad_ratio/sp"] > 0
+
+
+def test_a_relative_term_trains_with_its_calibrated_weight_recorded_in_the_history():
+    _, result = _fit(DistillTerm("sp", sp_loss, 1.5, 0, 0, relative=True), calibration_steps=3)
+    first, last = result.history[0], result.history[-1]
+    assert first["grad_ratio/sp"] == pytest.approx(1.5) and last["weight/sp"] == first["weight/sp"] > 0
+    assert first["train/terms/sp"] > 0  # the term trained with its calibrated weight, not the placeholder 0
+
+
+def test_the_calibration_survives_a_resume(tmp_path):
+    from torch.utils.data import DataLoader
+
+    from pldistill.resume import load_progress, save_progress
+
+    def parts(balance):
+        model = nn.Linear(2, 1)
+        opt = torch.optim.SGD(model.parameters(), lr=0.1)
+        return {"model": model, "learned": nn.ModuleList(), "optimizer": opt, "balance": balance,
+                "scheduler": torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0),
+                "loader": DataLoader(list(range(4)), batch_size=2, generator=torch.Generator().manual_seed(0))}
+
+    term = DistillTerm("t", None, 1.0, 0, 0, relative=True)
+    before = TermBalance([term], steps=2)
+    theta = nn.Parameter(torch.tensor(0.0))
+    before.observe(_out({"ce": 3 * theta, "t": 4 * theta}), [theta])
+    save_progress(tmp_path / "p.pt", **parts(before), epoch=1, step=1, seconds=0.0, history=[])
+    after = TermBalance([term], steps=2)
+    load_progress(tmp_path / "p.pt", **parts(after))
+    assert after.state_dict() == before.state_dict() and after.calibrating  # one more step to measure
+
+
+def test_a_recipe_states_a_relative_weight_and_the_tables_say_so():
+    entry = loss_entry({"name": "sp", "weight": 1.0, "relative": True, "pairs": [{"teacher": -1, "student": -1}]})
+    assert entry.relative and "1× CE's gradient" in describe_losses([entry])
+    assert "γ=3000" in describe_losses([loss_entry({"name": "sp", "weight": 3000,
+                                                    "pairs": [{"teacher": -1, "student": -1}]})])
