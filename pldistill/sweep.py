@@ -33,6 +33,7 @@ import torch
 import yaml
 
 from .recipe import Recipe, RecipeError, compose_recipe, load_recipe
+from .report import health_lines
 
 
 @dataclass(frozen=True)
@@ -157,7 +158,8 @@ def run_sweep(
                              run_dir=None if resume else run_dir, group=group)
             results = out.results
         runs.append({"cell": cell.label, "overrides": list(cell.overrides), "seed": seed, "run_dir": str(run_dir),
-                     "seconds": results["seconds_total"], **_cell_numbers(results)})
+                     "seconds": results["seconds_total"], **_cell_numbers(results),
+                     "health": health_lines(results)})
     summary = summarise(runs, cells, group, base)
     summary.update(command=_command(recipe_path, grid, overrides, seeds), wall_seconds=time.perf_counter() - started,
                    host={"platform": platform.platform(), "torch": torch.__version__,
@@ -229,5 +231,8 @@ def sweep_table(summary: dict) -> str:
     if domain:
         lines += ["", "The teacher was trained on teacher.data (its source domain): 'teacher' is its accuracy "
                       "there, 'teacher on this data' its accuracy on the recipe's data without adaptation."]
+    health = [f"- {r['cell']} (seed {r['seed']}): {m}" for r in summary["runs"] for m in r.get("health", [])]
+    if health:  # distillation that hurt a student is said under the table, never only in the run folders
+        lines += ["", "Health check:", "", *health]
     lines.append("")
     return "\n".join(lines)

@@ -59,12 +59,36 @@ class _Stage(nn.Module):
         return self.head(feats), feats
 
 
-@pytest.mark.parametrize("width,batch", [(8, 16), (256, 16), (32, 64), (32, 8)])
-def test_a_relative_weight_gives_the_same_effective_strength_whatever_the_width_or_batch(width, batch):
+class _ConvStage(nn.Module):
+    """A random ReLU conv stage: (b, width, size, size) maps, pooled into a linear head."""
+
+    def __init__(self, width: int, classes: int = 3, seed: int = 0):
+        super().__init__()
+        torch.manual_seed(seed)
+        self.body, self.head = nn.Conv2d(3, width, 3, padding=1), nn.Linear(width, classes)
+
+    def forward(self, x):
+        feats = torch.relu(self.body(x))
+        return self.head(feats.mean((2, 3))), feats
+
+
+def _case(width: int, batch: int, size: int | None):
+    """A student, its inputs and labels, and teacher features: vectors (size None) or size × size maps."""
     torch.manual_seed(1)
-    x, y = torch.randn(batch, 10), torch.randint(0, 3, (batch,))
+    y = torch.randint(0, 3, (batch,))
     teacher_feats = torch.randn(batch, 48).relu()
-    student = _Stage(width)
+    if size is None:
+        return _Stage(width), torch.randn(batch, 10), y, teacher_feats
+    return _ConvStage(width), torch.randn(batch, 3, size, size), y, teacher_feats
+
+
+CASES = [(8, 16, None), (256, 16, None), (32, 64, None), (32, 8, None), (16, 16, 2), (16, 16, 12)]
+
+
+@pytest.mark.parametrize("width,batch,size", CASES)
+def test_a_relative_weight_gives_the_same_effective_strength_whatever_the_width_stage_size_or_batch(width, batch,
+                                                                                                      size):
+    student, x, y, teacher_feats = _case(width, batch, size)
     params = list(student.parameters())
     logits, feats = student(x)
     raw = {"ce": nn.functional.cross_entropy(logits, y), "sp": sp_loss(teacher_feats, feats)}
@@ -74,13 +98,10 @@ def test_a_relative_weight_gives_the_same_effective_strength_whatever_the_width_
     assert gradient_norm(out.terms["sp"], params) / gradient_norm(out.terms["ce"], params) == pytest.approx(2.0)
 
 
-def test_the_same_absolute_weight_means_very_different_strengths_across_widths_and_batches():
+def test_the_same_absolute_weight_means_very_different_strengths_across_widths_stage_sizes_and_batches():
     ratios = []
-    for width, batch in [(8, 16), (256, 16), (32, 64), (32, 8)]:
-        torch.manual_seed(1)
-        x, y = torch.randn(batch, 10), torch.randint(0, 3, (batch,))
-        teacher_feats = torch.randn(batch, 48).relu()
-        student = _Stage(width)
+    for case in CASES:
+        student, x, y, teacher_feats = _case(*case)
         logits, feats = student(x)
         params = list(student.parameters())
         ratios.append(3000 * gradient_norm(sp_loss(teacher_feats, feats), params)

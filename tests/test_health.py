@@ -132,3 +132,17 @@ def test_the_same_recipe_with_a_relative_weight_is_healthy_and_records_its_weigh
     last = distilled["history"][-1]
     assert last["grad_ratio/sp/t-1-s-1"] == pytest.approx(1.0) and last["weight/sp/t-1-s-1"] > 0
     assert "1× CE's gradient" in out and "Distillation weights (distilled student): sp/t-1-s-1: weight" in out
+
+
+def test_comparison_and_sweep_tables_list_the_findings_under_the_table():
+    from pldistill.compare import health_notes
+    from pldistill.sweep import sweep_table
+
+    finding = {"kind": "dominates", "term": "sp/t-1-s-1", "message": "health: student_sp epoch 1: sp/t-1-s-1's …"}
+    cells = [{"row": "sp", "seed": 1, "health": [finding]}, {"row": "kd", "seed": 1, "health": []}, {"row": "scratch"}]
+    assert health_notes(cells) == [f"sp (seed 1): {finding['message']}"]
+    summary = {"recipe": "r", "command": "c", "wandb_group": "g", "wall_seconds": 60.0,
+               "host": {"platform": "p", "torch": "t", "threads": 2, "device": "cpu"},
+               "rows": [{"cell": "a", "seeds": [0]}],
+               "runs": [{"cell": "a", "seed": 0, "health": [finding["message"]]}]}
+    assert f"- a (seed 0): {finding['message']}" in sweep_table(summary).splitlines()
