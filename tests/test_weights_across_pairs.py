@@ -1,0 +1,46 @@
+"""experiments/weights_across_pairs.py: the per-pair table of γ = 3000 against a weight relative to CE."""
+
+import json
+
+import pytest
+import yaml
+
+from experiments.weights_across_pairs import main, pair_summary
+
+
+def _folder(tmp_path, name, scratch, paper, relative):
+    folder = tmp_path / name
+    folder.mkdir()
+    cells = []
+    for seed, (s, p, r) in enumerate(zip(scratch, paper, relative)):
+        cells += [{"seed": seed, "row": "teacher", "test_acc": 0.99},
+                  {"seed": seed, "row": "scratch", "test_acc": s},
+                  {"seed": seed, "row": "sp-paper", "test_acc": p, "weights": {"sp/t-1-s-1": {"weight": 3000.0,
+                   "grad_ratio": 16.0}}, "health": [{"kind": "dominates"}]},
+                  {"seed": seed, "row": "sp-relative", "test_acc": r,
+                   "weights": {"sp/t-1-s-1": {"weight": 300.0 + seed, "grad_ratio": 1.0}}, "health": []}]
+    (folder / "comparison.json").write_text(json.dumps({"comparison": "w", "cells": cells}))
+    (folder / "comparison.yaml").write_text(yaml.safe_dump({"overrides": ["student.model=regnetx_002"]}))
+    (folder / "comparison.md").write_text("table")
+    (folder / "cells.jsonl").write_text("\n".join(json.dumps(c) for c in cells))
+    return folder
+
+
+def test_gains_are_paired_by_seed_and_seeds_below_scratch_are_counted(tmp_path):
+    folder = _folder(tmp_path, "a", [0.60, 0.50], [0.40, 0.45], [0.62, 0.49])
+    summary = pair_summary(folder)
+    assert summary["overrides"] == ["student.model=regnetx_002"]
+    paper, relative = summary["rows"]["sp-paper"], summary["rows"]["sp-relative"]
+    assert paper["gains"] == pytest.approx([-0.20, -0.05]) and paper["below_scratch"] == 2
+    assert relative["gains"] == pytest.approx([0.02, -0.01]) and relative["below_scratch"] == 1
+    assert paper["health"] == ["dominates"] and relative["weight"] == [300.0, 301.0]
+
+
+def test_the_table_and_each_pair_s_files_are_written(tmp_path, capsys):
+    a = _folder(tmp_path, "a", [0.60, 0.50], [0.40, 0.45], [0.62, 0.49])
+    out = tmp_path / "out"
+    assert main([str(a), "--names", "convnext_atto→regnetx_002", "--out", str(out)]) == 0
+    table = (out / "pairs.md").read_text()
+    assert "| convnext_atto→regnetx_002 | 2 | 55.0 | -12.5 ± 10.6 | 2/2 | 16.0× | +0.5 ± 2.1 | 1/2 | 300 | dominates |" in table
+    assert (out / "convnext_atto_regnetx_002" / "cells.jsonl").exists()
+    assert json.loads((out / "pairs.json").read_text())[0]["name"] == "convnext_atto→regnetx_002"
