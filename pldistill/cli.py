@@ -154,7 +154,7 @@ def _predict(args: argparse.Namespace) -> int:
 
 TOP_EXAMPLES = """examples:
   pldistill run recipes/depth_to_rgb.yaml                          teacher, scratch and distilled student
-  pldistill run recipes/depth_to_rgb.yaml schedule.epochs=4 distill.losses.0.weight=1000
+  pldistill run recipes/depth_to_rgb.yaml schedule.epochs=4 distill.losses.0.weight=2
                                                                    any recipe key overridden, validated
   pldistill sweep recipes/depth_to_rgb.yaml --grid distill.loss=sp,kd,sp+kd --seeds 3
                                                                    a grid × seeds, one mean ± std table
@@ -181,7 +181,7 @@ def build_parser() -> argparse.ArgumentParser:
         "run",
         help="train the teacher, the scratch and the distilled student; write a run folder",
         epilog="examples: pldistill run recipes/depth_to_rgb.yaml --seed 1\n"
-               "          pldistill run recipes/depth_to_rgb.yaml student.model=resnet10t distill.losses.0.weight=1000\n"
+               "          pldistill run recipes/depth_to_rgb.yaml student.model=resnet10t distill.losses.0.weight=2\n"
                "          pldistill run recipes/depth_to_rgb.yaml distill.loss=sp+kd ~logging.project\n"
                "          pldistill run --resume runs/depth_to_rgb/20261125-101500",
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -189,7 +189,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("recipe", type=Path, nargs="?", help="recipe YAML file, e.g. recipes/depth_to_rgb.yaml")
     run.add_argument("overrides", nargs="*", metavar="key=value",
                      help="override any recipe key, validated like the file: schedule.epochs=4, "
-                          "distill.losses.0.weight=1000, distill.loss=sp+kd (paper-default presets), ~key removes")
+                          "distill.losses.0.weight=2, distill.loss=sp+kd (paper-default presets), ~key removes")
     run.add_argument("--resume", type=Path, default=None,
                      help="continue this interrupted run folder (its recipe.yaml is used when no recipe is given)")
     run.add_argument("--fresh", action="store_true",
@@ -204,7 +204,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="examples: pldistill sweep recipes/depth_to_rgb.yaml --grid distill.loss=sp,kd,sp+kd --seeds 3\n"
                "          pldistill sweep recipes/domain_transfer.yaml --seeds 3\n"
                "          pldistill sweep recipes/depth_to_rgb.yaml schedule.epochs=8 "
-               "--grid distill.losses.0.weight=1000,3000 --grid student.model=resnet10t,mobilenetv3_small_100",
+               "--grid distill.losses.0.weight=0.5,1,2 --grid student.model=resnet10t,mobilenetv3_small_100",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sweep.add_argument("recipe", type=Path, help="recipe YAML file")
