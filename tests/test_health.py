@@ -97,12 +97,13 @@ def test_on_harm_stop_ends_a_real_fit_after_the_epoch_it_was_found():
 
 TINY = {
     "name": "tiny_health",
-    "data": {"kind": "synthetic_shapes", "num_train": 128, "num_test": 64, "image_size": 32},
+    "data": {"kind": "synthetic_shapes", "num_train": 96, "num_test": 32, "image_size": 16},
     "teacher": {"model": "test_efficientnet_gn", "modality": "depth"},
     "student": {"model": "test_efficientnet_ln", "modality": "rgb"},
     "distill": {"losses": [{"name": "sp", "weight": 1e6, "pairs": [{"teacher": -1, "student": -1}]}],
                 "same_modality_control": False},
-    "schedule": {"epochs": 3, "batch_size": 32, "lr": 0.002},
+    "schedule": {"epochs": 2, "batch_size": 32, "lr": 0.002},
+    "logging": {"probe_size": 16, "probe_knn": 4},
 }
 
 
