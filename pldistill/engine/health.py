@@ -44,8 +44,13 @@ class HealthPolicy:
     lower_factor: float
 
 
-ADVICE = ("state the weight relative to CE (relative: true, weight 1), lower it, or find one with "
-          "`pldistill calibrate RECIPE`")
+# What to try, by finding: a drowning term needs a smaller weight; a student that trails at a sane weight
+# usually reads the wrong stage (speech_to_digits' 1 × 1 last stage, RESULTS.md).
+ADVICE = {
+    "dominates": "state the weight relative to CE (relative: true, weight 1) or lower it; "
+                 "`pldistill calibrate RECIPE` tries several",
+    "trails": "try another stage pair or a smaller weight: `pldistill calibrate RECIPE --stages T:S` tries them",
+}
 
 
 class HealthCheck(Callback):
@@ -99,7 +104,7 @@ class HealthCheck(Callback):
               acts: bool) -> None:
         action = self.policy.on_harm if acts else "warn"
         finding = {"epoch": epoch, "kind": kind, "term": term, "magnitude": magnitude, "action": action,
-                   "message": f"health: {state.name} epoch {epoch}: {what}; {ADVICE}"}
+                   "message": f"health: {state.name} epoch {epoch}: {what}; {ADVICE[kind]}"}
         if action == "lower":
             finding["message"] += f" (distillation weights ×{self.policy.lower_factor:g} from here)"
         elif action == "stop":
