@@ -97,16 +97,28 @@ def run_calibration(recipe_path: str | Path, overrides: Sequence[str] = (), weig
                          "health": result.get("health", [])})
     finally:
         tracker.finish()
-    keeping = [r for r in rows if r["gain"] >= 0]
+    noise = 2 * noise_points(scratch["test_acc"], len(held))
+    for r in rows:
+        r["verdict"] = ("below scratch" if r["gain"] < -noise else "above scratch" if r["gain"] > noise
+                        else "within noise")
+    keeping = [r for r in rows if r["verdict"] != "below scratch" and not any(f["kind"] == "dominates"
+                                                                                for f in r["health"])]
     chosen = max(keeping, key=lambda r: r["holdout_acc"]) if keeping else None
+    chance = 1 / full.num_classes
     results = {"recipe": recipe.name, "recipe_file": str(recipe_path), "overrides": list(overrides),
                "epochs": epochs, "holdout_fraction": holdout, "num_fit": len(fit_part), "num_holdout": len(held),
-               "scratch_holdout_acc": scratch["test_acc"], "settings": rows,
+               "scratch_holdout_acc": scratch["test_acc"], "noise": noise, "chance": chance,
+               "too_short": scratch["test_acc"] - chance <= noise, "settings": rows,
                "chosen": chosen["setting"] if chosen else None,
                "override": override_args(chosen["distill"]) if chosen else None}
     (run_dir / "calibration.json").write_text(json.dumps(results, indent=2))
     (run_dir / "calibration.md").write_text(calibration_table(results))
     return run_dir, results
+
+
+def noise_points(accuracy: float, n: int) -> float:
+    """The standard error of a difference of two hold-out accuracies near ``accuracy`` on ``n`` samples."""
+    return (2 * accuracy * (1 - accuracy) / n) ** 0.5
 
 
 def override_args(distill: list[dict]) -> list[str]:
@@ -146,20 +158,24 @@ def calibration_table(results: dict) -> str:
         f"{results['num_holdout']} more (the test set is not read). Scratch student: "
         f"{100 * results['scratch_holdout_acc']:.1f}%.",
         "",
-        "| setting | losses | weights as trained | hold-out acc | vs scratch | health |",
-        "|---|---|---|---:|---:|---|",
+        "| setting | losses | weights as trained | hold-out acc | vs scratch | verdict | health |",
+        "|---|---|---|---:|---:|---|---|",
     ]
     for r in results["settings"]:
         weights = ", ".join(f"{k} {v:.3g}" for k, v in r["weights"].items())
         health = "; ".join(f"{f['kind']} ({f['term']})" for f in r["health"]) or "ok"
         lines.append(f"| {r['setting']} | {r['losses']} | {weights} | {100 * r['holdout_acc']:.1f}% "
-                     f"| {100 * r['gain']:+.1f} | {health} |")
-    lines.append("")
+                     f"| {100 * r['gain']:+.1f} | {r['verdict']} | {health} |")
+    lines += ["", f"Noise: a difference within ±{100 * results['noise']:.1f} points (two standard errors on "
+                  f"{results['num_holdout']} hold-out samples) is not one."]
+    if results["too_short"]:
+        lines.append(f"The pilots are too short to tell settings apart: the scratch student is within noise of "
+                     f"chance ({100 * results['chance']:.0f}%); rerun with more --epochs.")
     if results["chosen"] is None:
-        lines.append("No setting kept the pilot student at or above scratch: distillation from this teacher hurts "
-                     "this student at these weights; try other stages (--stages) or smaller weights.")
+        lines.append("No setting stayed at or above scratch without a dominating term: try other stages (--stages) "
+                     "or smaller weights.")
     else:
-        lines.append(f"Chosen: **{results['chosen']}** (the best hold-out accuracy at or above scratch). As "
-                     "overrides: `" + " ".join(results["override"]) + "`")
+        lines.append(f"Chosen: **{results['chosen']}** (the best hold-out accuracy among the settings not below "
+                     "scratch and not dominated by one term). As overrides: `" + " ".join(results["override"]) + "`")
     lines.append("")
     return "\n".join(lines)

@@ -74,12 +74,18 @@ def test_calibrate_trains_pilots_never_reads_the_test_set_and_writes_a_recipe(tm
     assert relative["grad_ratios"]["sp/t-1-s-1"] == pytest.approx(1.0)
     assert results["settings"][0]["grad_ratios"]["sp/t-1-s-1"] > 0  # the recipe's γ, measured the same way
     assert "| setting | losses |" in printed and "calibration folder:" in printed
+    assert results["noise"] == pytest.approx(2 * (2 * results["scratch_holdout_acc"]
+                                                  * (1 - results["scratch_holdout_acc"]) / 32) ** 0.5)
+    for s in results["settings"]:
+        assert s["verdict"] == ("below scratch" if s["gain"] < -results["noise"] else
+                                "above scratch" if s["gain"] > results["noise"] else "within noise")
     if results["chosen"] is None:
-        assert not out.exists() and "No setting kept" in printed
+        assert not out.exists() and "No setting stayed" in printed
         return
     chosen = next(s for s in results["settings"] if s["setting"] == results["chosen"])
-    assert chosen["gain"] >= 0 and chosen["holdout_acc"] == max(
-        s["holdout_acc"] for s in results["settings"] if s["gain"] >= 0)
+    eligible = [s for s in results["settings"] if s["verdict"] != "below scratch"
+                and not any(f["kind"] == "dominates" for f in s["health"])]
+    assert chosen["holdout_acc"] == max(s["holdout_acc"] for s in eligible)
     written = load_recipe(out)
     assert written.name == "tiny_cal" and written.student.model == "test_efficientnet_ln"
     assert written.distill.losses[0].model_dump(mode="json") == chosen["distill"][0]
