@@ -231,7 +231,7 @@ def sweep_table(summary: dict) -> str:
     if domain:
         lines += ["", "The teacher was trained on teacher.data (its source domain): 'teacher' is its accuracy "
                       "there, 'teacher on this data' its accuracy on the recipe's data without adaptation."]
-    health = [f"- {r['cell']} (seed {r['seed']}): {m}" for r in summary["runs"] for m in r.get("health", [])]
+    health = [f"- {r['cell']} (seed {r['seed']}): {m}" for r in summary.get("runs", []) for m in r.get("health", [])]
     if health:  # distillation that hurt a student is said under the table, never only in the run folders
         lines += ["", "Health check:", "", *health]
     lines.append("")
