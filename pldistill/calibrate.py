@@ -25,6 +25,7 @@ from typing import Sequence
 
 import yaml
 
+from .engine.balance import term_weights
 from .recipe import LayerPair, Recipe, RecipeError, load_recipe
 from .report import describe_losses
 
@@ -92,8 +93,8 @@ def run_calibration(recipe_path: str | Path, overrides: Sequence[str] = (), weig
                          "distill": [loss.model_dump(mode="json") for loss in losses],
                          "holdout_acc": result["test_acc"], "gain": result["test_acc"] - scratch["test_acc"],
                          "train_ce": last.get("train/terms/ce"),
-                         "weights": {k[7:]: v for k, v in last.items() if k.startswith("weight/")},
-                         "grad_ratios": {k[11:]: v for k, v in last.items() if k.startswith("grad_ratio/")},
+                         "weights": {k: w["weight"] for k, w in term_weights(last).items()},
+                         "grad_ratios": {k: w["grad_ratio"] for k, w in term_weights(last).items()},
                          "health": result.get("health", [])})
     finally:
         tracker.finish()

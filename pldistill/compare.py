@@ -29,6 +29,7 @@ from pydantic import Field, ValidationError, field_validator
 
 from .recipe import (LossEntries, Recipe, RecipeError, Section, check_shuffleable, format_error, compose_recipe,
                      parse_recipe, read_yaml)
+from .engine.balance import term_weights
 from .report import describe_losses
 from .stages.controls import CONTROL_MEANINGS, TeacherSignal
 
@@ -365,7 +366,7 @@ def _train_seed(run_dir: Path, comparison: Comparison, base: Recipe, variants: d
             result = train_student(owner, name, tutor, variant.distill.losses, step=head, signal=signal)
             new_cells.append({"row": name, "test_acc": result["test_acc"], "seconds": result["seconds"],
                               "losses": "CE + " + describe_losses(variant.distill.losses), "spec": specs[name],
-                              "health": result.get("health", []), "weights": _weights(result)})
+                              "health": result.get("health", []), "weights": term_weights(result["history"][-1])})
             _append_cells(run_dir, seed, new_cells)
             new_cells = []
         _append_cells(run_dir, seed, new_cells)
@@ -390,13 +391,6 @@ def _table(comparison: Comparison, summary: list[dict], gains: list[dict], devic
     if comparison.overrides:
         table += "\nBase recipe overrides: " + " ".join(f"`{o}`" for o in comparison.overrides) + "\n"
     return table
-
-
-def _weights(result: dict) -> dict[str, dict[str, float]]:
-    """Each term's weight as trained and its measured gradient ratio to CE (engine/balance.py)."""
-    last = result["history"][-1]
-    return {k[len("weight/"):]: {"weight": v, "grad_ratio": last.get("grad_ratio/" + k[len("weight/"):])}
-            for k, v in last.items() if k.startswith("weight/")}
 
 
 def health_notes(cells: list[dict]) -> list[str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .engine.balance import term_weights
 from .losses.registry import loss_spec
 
 
@@ -38,9 +39,8 @@ def _distilled_students(results: dict) -> dict[str, dict]:
     out = {"distilled": results["students"]["distilled"]}
     if results.get("control"):
         out["control"] = results["control"]["student"]
-    for key in ("shuffled", "class_mean"):
-        if results.get("instance_controls"):
-            out[key] = results["instance_controls"][key]
+    instance = results.get("instance_controls") or {}
+    out.update({key: instance[key] for key in ("shuffled", "class_mean") if key in instance})
     return out
 
 
@@ -51,10 +51,10 @@ def health_lines(results: dict) -> list[str]:
 
 def weight_lines(results: dict) -> list[str]:
     """Each term's weight as trained and its measured gradient ratio to CE, from the distilled student's record."""
-    last = results["students"]["distilled"]["history"][-1]
-    terms = [k[len("weight/"):] for k in last if k.startswith("weight/")]
-    return [f"{term}: weight {last[f'weight/{term}']:.4g}, weighted gradient "
-            f"{last.get(f'grad_ratio/{term}', float('nan')):.2g}× CE's on the first steps" for term in terms]
+    weights = term_weights(results["students"]["distilled"]["history"][-1])
+    return [f"{term}: weight {w['weight']:.4g}, weighted gradient "
+            f"{w['grad_ratio'] if w['grad_ratio'] is not None else float('nan'):.2g}× CE's on the first steps"
+            for term, w in weights.items()]
 
 
 def results_table(results: dict, recipe) -> str:

@@ -100,3 +100,9 @@ class TermBalance:
         self.weights = dict(state["weights"])
         self.grad_sums = dict(state["grad_sums"])
         self.seen = int(state["seen"])
+
+
+def term_weights(record: dict) -> dict[str, dict[str, float | None]]:
+    """Read back what ``TermBalance.epoch_metrics`` wrote into an epoch record: term → weight, grad_ratio."""
+    return {k[len("weight/"):]: {"weight": v, "grad_ratio": record.get("grad_ratio/" + k[len("weight/"):])}
+            for k, v in record.items() if k.startswith("weight/")}
