@@ -89,12 +89,13 @@ def run_calibration(recipe_path: str | Path, overrides: Sequence[str] = (), weig
         for k, (name, losses) in enumerate(candidates.items(), start=2):
             result = train_student(pilot, _slug(name), teacher, losses, step=f"[{k}/{total}] pilot {name}: ")
             last = result["history"][-1]
+            weights = term_weights(last)
             rows.append({"setting": name, "losses": describe_losses(losses),
                          "distill": [loss.model_dump(mode="json") for loss in losses],
                          "holdout_acc": result["test_acc"], "gain": result["test_acc"] - scratch["test_acc"],
                          "train_ce": last.get("train/terms/ce"),
-                         "weights": {k: w["weight"] for k, w in term_weights(last).items()},
-                         "grad_ratios": {k: w["grad_ratio"] for k, w in term_weights(last).items()},
+                         "weights": {term: w["weight"] for term, w in weights.items()},
+                         "grad_ratios": {term: w["grad_ratio"] for term, w in weights.items()},
                          "health": result.get("health", [])})
     finally:
         tracker.finish()
