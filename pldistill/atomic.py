@@ -31,9 +31,14 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     tmp = Path(name)
     try:
         yield tmp
-        _fsync(tmp)
-        os.replace(tmp, path)
+        replace_durably(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    _fsync(path.parent)  # make the rename itself durable
+
+
+def replace_durably(finished: Path, path: Path) -> None:
+    """Rename a finished file over ``path`` so that a crash leaves the old file or the new one, whole."""
+    _fsync(finished)
+    os.replace(finished, path)
+    _fsync(Path(path).parent)  # make the rename itself durable

@@ -25,6 +25,7 @@ from .losses.registry import LossSpec, all_losses, loss_names, loss_spec
 from .model_names import UnknownModelError, check_model_name
 from .recipe_compose import CompositionError, apply_override, compose, parse_override
 from .section import Section
+from .data.views import CACHE_VIEWS
 
 
 DataConfig = data_union()  # every data kind in pldistill/data/, chosen by data.kind
@@ -165,8 +166,16 @@ class Distill(Section):
     )
     teacher_cache: bool = Field(
         False,
-        description="run the frozen teacher once per training sample and read its tapped features from an HDF5 "
-        "file while the student trains (needs data.augment all off: the teacher must see what was cached)",
+        description="run the frozen teacher once per augmented view of each training sample and read its tapped "
+        "features from an HDF5 file while the student trains on the same views (docs/reliability.md)",
+    )
+    teacher_cache_views: int | None = Field(
+        None, ge=1, le=256,
+        description="views cached per training sample; each epoch the student draws one of them (default: "
+        f"{CACHE_VIEWS} with data.augment on, 1 without)",
+    )
+    teacher_cache_precision: Literal["float16", "float32"] = Field(
+        "float16", description="how the cached teacher outputs are stored (read back as float32)"
     )
     calibration_steps: int = Field(
         10, gt=0, description="the first training steps on which relative weights are set from the ratio of "
@@ -375,15 +384,13 @@ def parse_recipe(raw: Any, source: str | Path = "<recipe>", sources=None) -> Rec
         )
     if recipe.teacher.data is not None:
         _check_teacher_domain(recipe, at("teacher", "data"))
-    if recipe.distill.teacher_cache:
-        moving = recipe.data.augment.active()
-        if moving:
-            raise RecipeError(
-                f"{at('distill', 'teacher_cache')}: distill.teacher_cache: the teacher's features are computed once "
-                f"per sample, but data.augment changes every sample each epoch ({', '.join(moving)}); turn "
-                f"augmentation off ({' '.join(f'data.augment.{k}=' + ('false' if k == 'hflip' else '0') for k in moving)}) "
-                "or set distill.teacher_cache: false"
-            )
+    views = recipe.distill.teacher_cache_views
+    if recipe.distill.teacher_cache and views is not None and views > 1 and not recipe.data.augment.active():
+        raise RecipeError(
+            f"{at('distill', 'teacher_cache_views')}: distill.teacher_cache_views: {views} views of each sample "
+            "would all be the same image, because data.augment is off; remove the key (1 view without "
+            "augmentation) or turn augmentation on"
+        )
     if recipe.distill.instance_controls:
         check_shuffleable(recipe, f"{at('distill', 'instance_controls')}: distill.instance_controls",
                           "or set distill.instance_controls: false")

@@ -1,4 +1,8 @@
-"""Teacher-output cache: the same training as a live teacher, without the teacher's forward or its inputs."""
+"""Teacher-output cache: the same training as a live teacher, without the teacher's forward or its inputs.
+
+Without augmentation one view per sample, exact; with augmentation K replayed views per sample
+(test_cached_views.py holds the replay's own tests).
+"""
 
 import h5py
 import numpy as np
@@ -14,7 +18,8 @@ from spies import record_loads
 OFF = {"hflip": False, "shift": 0.0, "scale": 0.0}
 
 
-def tiny(teacher_cache: bool, augment=OFF, losses=None) -> dict:
+def tiny(teacher_cache: bool, augment=OFF, losses=None, **cache) -> dict:
+    cache = {"teacher_cache_precision": "float32", **cache}  # float32: the cached run equals the live one
     return {
         "name": "cached",
         "data": {"kind": "synthetic_shapes", "num_train": 128, "num_test": 64, "image_size": 32, "augment": augment},
@@ -24,19 +29,21 @@ def tiny(teacher_cache: bool, augment=OFF, losses=None) -> dict:
             {"name": "sp", "weight": 1000.0, "pairs": [{"teacher": -1, "student": -1}]},
             {"name": "at", "weight": 100.0, "pairs": [{"teacher": 2, "student": 2}]},
             {"name": "kd", "weight": 1.0, "temperature": 4.0},
-        ], "same_modality_control": False, "teacher_cache": teacher_cache},
+        ], "same_modality_control": False, "teacher_cache": teacher_cache, **cache},
         "schedule": {"epochs": 2, "teacher_epochs": 1, "batch_size": 32, "lr": 0.002},
         "logging": {"probe_size": 0, "wandb": "disabled"},
     }
 
 
-def test_a_cache_with_augmentation_on_is_refused_naming_the_keys_to_change():
+def test_augmentation_is_cached_and_only_views_that_would_all_be_equal_are_refused():
+    moving = {"hflip": True, "shift": 0.1}
+    assert parse_recipe(tiny(True, augment=moving)).distill.teacher_cache  # no longer refused
+    parse_recipe(tiny(True, augment=moving, teacher_cache_views=4))
+    parse_recipe(tiny(True))  # augmentation off: one view, by default
     with pytest.raises(RecipeError) as err:
-        parse_recipe(tiny(True, augment={"hflip": True, "shift": 0.1}))
+        parse_recipe(tiny(True, teacher_cache_views=4))
     message = str(err.value)
-    assert "distill.teacher_cache" in message
-    assert "data.augment.hflip=false" in message and "data.augment.shift=0" in message
-    parse_recipe(tiny(False, augment={"hflip": True, "shift": 0.1}))  # the live teacher has no such limit
+    assert "distill.teacher_cache_views" in message and "data.augment is off" in message
 
 
 def test_cached_teacher_trains_the_same_student_and_never_loads_the_teacher_inputs(tmp_path):

@@ -17,7 +17,8 @@ another modality: such pairs share a class, not a geometry).
 from __future__ import annotations
 
 import os
-from typing import Mapping
+import random
+from typing import Mapping, Sequence
 
 import cv2
 import numpy as np
@@ -112,6 +113,21 @@ class JointTransform:
         for part, saved in zip(self._random_parts(), state, strict=True):
             part.random_generator.bit_generator.state = saved["numpy"]
             part.py_random.setstate(saved["python"])
+
+    def reseed(self, seed: Sequence[int]) -> None:
+        """Make the next call draw exactly what any transform of the same settings draws after ``reseed(seed)``.
+
+        Each part gets its own child of ``seed`` (albumentations' ``set_random_seed``
+        gives every transform the same seed, which would tie the flip decision to the
+        affine draws). Parts are keyed by position; colour jitter, the only part that
+        depends on the modalities present, comes last, so a depth-only view and an
+        RGB-only view of the same seed replay the same geometry (cached views,
+        ``data/views.py``).
+        """
+        for k, part in enumerate(self._random_parts()):
+            child = np.random.SeedSequence([*seed, k])
+            part.random_generator = np.random.default_rng(child)
+            part.py_random = random.Random(int(child.generate_state(1, np.uint64)[0]))
 
     def __call__(self, arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         kept = {n: arrays[n] for n in self.untouched if n in arrays}

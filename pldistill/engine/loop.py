@@ -22,7 +22,6 @@ from typing import Sequence
 import torch
 from torch import Tensor, nn
 from torch.utils.data import DataLoader
-from torch.utils.data.distributed import DistributedSampler
 from tqdm.auto import tqdm
 
 from .. import distributed
@@ -142,8 +141,8 @@ class _BatchStep:
 def _train_epoch(state: TrainState, step: _BatchStep, callbacks: Sequence[Callback], epoch: int) -> dict:
     """One pass over the training loader; returns the epoch's train/* record (summed over ranks)."""
     loader = state.loader
-    if isinstance(loader.sampler, DistributedSampler):
-        loader.sampler.set_epoch(epoch)  # a new permutation each epoch, the same on every rank
+    if hasattr(loader.sampler, "set_epoch"):  # DistributedSampler, or the cached views' ViewSampler
+        loader.sampler.set_epoch(epoch)  # a new permutation (and draw of views) each epoch, the same on every rank
     started = time.perf_counter()
     meter = _EpochMeter()
     # Created every epoch, shown or not: tqdm.auto's bar calls iter(loader) once itself, which draws the

@@ -83,7 +83,8 @@ class Run:
         health = None
         if distill.get("terms"):
             health = HealthCheck(HealthPolicy(**self.recipe.distill.health.model_dump()), self.scratch_history)
-        cached = distill.get("teacher_cache") is not None  # the teacher's inputs are never loaded
+        outputs = distill.get("teacher_cache")
+        cached = outputs is not None  # the teacher's inputs are never loaded
         wanted = [modality] + ([distill["teacher_modality"]] if distill.get("terms") and not cached else [])
         modalities = list(dict.fromkeys(wanted))  # same-modality teacher: load it once
         callbacks = standard_callbacks(log=lambda row, _step: self.tracker.log(row), progress=self.progress,
@@ -93,7 +94,7 @@ class Run:
         return fit(
             model,
             modality,
-            self.data.train_loader(modalities, seed, with_index=cached),
+            self.data.train_loader(modalities, seed, with_index=cached, replay=getattr(outputs, "replay", None)),
             self.data.test_loader(modality),
             schedule=Schedule.from_recipe(s, epochs),
             device=self.device,

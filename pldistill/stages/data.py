@@ -3,18 +3,30 @@
 from __future__ import annotations
 
 import torch
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, RandomSampler
 
 from .. import distributed
 from ..data import JointTransform, ModalityView
 from ..data.check import checked_datasets
+from ..data.views import ReplayedViews, ViewReplay, ViewSampler
 from ..recipe import Recipe
 
 
-def make_loader(view: ModalityView, batch_size: int, train: bool, seed: int, workers: int) -> DataLoader:
+def make_loader(view: ModalityView, batch_size: int, train: bool, seed: int, workers: int,
+                replay: ViewReplay | None = None) -> DataLoader:
     """Shuffled batches in one process; under torchrun this rank's share of each global batch (train,
-    ``batch_size`` is global) or of the test set (evaluation: every sample once over all ranks)."""
-    sampler = distributed.train_sampler(view, seed) if train else distributed.eval_sampler(view)
+    ``batch_size`` is global) or of the test set (evaluation: every sample once over all ranks).
+
+    With ``replay`` (a teacher cache's views) the training batches are rows of
+    ``ReplayedViews``: the samples in the same order as without it, each through one
+    of its K cached views, drawn per epoch.
+    """
+    generator = torch.Generator().manual_seed(seed)
+    samples = range(len(view))
+    sampler = distributed.train_sampler(samples, seed) if train else distributed.eval_sampler(view)
+    if train and replay is not None:
+        base = sampler if sampler is not None else RandomSampler(samples, generator=generator)
+        view, sampler = ReplayedViews(view, replay), ViewSampler(base, len(samples), replay)
     return DataLoader(
         view,
         batch_size=distributed.per_rank_batch(batch_size) if train else batch_size,
@@ -22,7 +34,7 @@ def make_loader(view: ModalityView, batch_size: int, train: bool, seed: int, wor
         sampler=sampler,
         drop_last=train,  # a batch of one breaks BatchNorm and relational losses
         num_workers=workers,
-        generator=torch.Generator().manual_seed(seed),
+        generator=generator,
         persistent_workers=workers > 0,
     )
 
@@ -52,9 +64,11 @@ class RunData:
         )
         return ModalityView(ds, modalities, transform, self.recipe.data.depth_encoding, with_index=with_index)
 
-    def train_loader(self, modalities: list[str], seed: int, with_index: bool = False) -> DataLoader:
+    def train_loader(self, modalities: list[str], seed: int, with_index: bool = False,
+                     replay: ViewReplay | None = None) -> DataLoader:
         s = self.recipe.schedule
-        return make_loader(self.train_view(modalities, seed, with_index), s.batch_size, True, seed, s.num_workers)
+        return make_loader(self.train_view(modalities, seed, with_index), s.batch_size, True, seed, s.num_workers,
+                           replay)
 
     def test_loader(self, modality: str) -> DataLoader:
         """Evaluation sees one modality only: privileged arrays are never read."""

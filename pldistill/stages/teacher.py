@@ -11,14 +11,14 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from torch.utils.data import DataLoader
-
 from .. import distributed
 from ..checkpoint import CheckpointError, load_checkpoint, save_atomic
 from ..data.synthetic_shapes import default_cache_dir
+from ..data.views import ViewReplay, views_per_sample
 from ..engine import autocast, evaluate, seed_everything
 from ..models import TappedModel, build_model, classifier_outputs, count_parameters, read_state_dict
-from ..teacher_cache import TeacherCache, build_teacher_cache, cache_path, open_teacher_cache, weights_digest
+from ..teacher_cache import (TeacherCache, build_teacher_cache, cache_path, open_teacher_cache, settings_key,
+                             weights_digest)
 from .context import Run
 
 
@@ -120,26 +120,33 @@ def _as_is(run: Run, step: str) -> tuple[TappedModel, dict]:
 
 
 def outputs_cache(run: Run, teacher: TappedModel, seed: int) -> TeacherCache:
-    """The teacher's outputs on every training sample, computed once per teacher (distill.teacher_cache).
+    """The teacher's outputs on K views of every training sample, computed once per teacher (distill.teacher_cache).
 
-    Built with the training transform (augmentation is off, so it only resizes)
-    and kept in the run folder; every student of this run reads the same file.
+    The views are the training transform replayed from per-view seeds derived from
+    ``seed`` (``data/views.py``); without augmentation there is one. Kept in the run
+    folder; every student of this run reads the same file.
     """
-    s = run.recipe.schedule
+    r, s = run.recipe, run.recipe.schedule
     digest = weights_digest(teacher.model)
-    path = cache_path(run.run_dir / "teacher_cache", teacher, digest)
+    replay = ViewReplay(views_per_sample(r.distill.teacher_cache_views, bool(r.data.augment.active())), seed)
+    settings = settings_key(augment=r.data.augment.model_dump(), resize=run.data.resize, modality=r.teacher.modality,
+                            depth_encoding=r.data.depth_encoding, views=replay.count, seed=seed,
+                            precision=r.distill.teacher_cache_precision)
+    path = cache_path(run.run_dir / "teacher_cache", teacher, digest, settings)
 
     def open_or_build() -> TeacherCache:
-        cache = open_teacher_cache(path, teacher, len(run.train_set), digest)
+        cache = open_teacher_cache(path, teacher, len(run.train_set), digest, replay, settings)
         if cache is not None:
             return cache
-        view = run.data.train_view([run.recipe.teacher.modality], seed, with_index=True)
-        loader = DataLoader(view, batch_size=256, shuffle=False, num_workers=s.num_workers)
+        view = run.data.train_view([r.teacher.modality], seed)
         started = time.perf_counter()
-        cache = build_teacher_cache(teacher, loader, path, run.device, s.channels_last,
-                                    lambda: autocast(run.device, s.precision), run.progress, digest)
+        cache = build_teacher_cache(teacher, view, path, run.device, replay, settings=settings,
+                                    precision=r.distill.teacher_cache_precision, num_workers=s.num_workers,
+                                    channels_last=s.channels_last, autocast=lambda: autocast(run.device, s.precision),
+                                    progress=run.progress, digest=digest)
         if run.progress:
-            print(f"  teacher cache: {len(view)} samples in {time.perf_counter() - started:.1f} s → {path}")
+            print(f"  teacher cache: {len(view)} samples × {replay.count} view(s) in "
+                  f"{time.perf_counter() - started:.1f} s → {path}")
         return cache
 
     return distributed.main_first(open_or_build)
