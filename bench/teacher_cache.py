@@ -29,6 +29,7 @@ import contextlib
 import json
 import mmap
 import os
+import shutil
 import statistics
 import sys
 import time
@@ -101,6 +102,7 @@ def speed(data: str, seed: int, rounds: int, root: Path) -> dict:
     """
     from pldistill.stages import obtain_teacher, train_student
 
+    shutil.rmtree(root, ignore_errors=True)  # an earlier run's finished rounds would be reused, not timed
     runs, datasets = {}, None
     for row in SPEED_ROWS:
         runs[row] = _run(data, row, seed, root, epochs=2, datasets=datasets)
@@ -204,7 +206,10 @@ def main() -> int:
     if "data" not in results:  # the former (augmentation-off) benchmark's file: replaced
         results = {"data": {}}
     results.update(describe_machine(torch))
-    results["command"] = " ".join(["python bench/teacher_cache.py", *sys.argv[1:]])
+    command = " ".join(["python bench/teacher_cache.py", *sys.argv[1:]])
+    commands = results.get("commands", [])  # each invocation that added results
+    results["commands"] = commands if commands[-1:] == [command] else [*commands, command]
+    results["command"] = "; then ".join(results["commands"])
 
     def save():
         RESULTS.mkdir(exist_ok=True)
