@@ -254,7 +254,11 @@ def markdown(r: dict) -> str:
         "row distils from the same teacher from the same initial student weights. *live*: the teacher runs "
         "every step on a fresh augmentation (the default). *cached K*: the teacher ran once on K replayed views "
         "of each sample (float16), and each epoch the student sees one of them, drawn afresh "
-        "(`distill.teacher_cache: true`, `distill.teacher_cache_views: K`).",
+        "(`distill.teacher_cache: true`, `distill.teacher_cache_views: K`). What the cache removes from a "
+        "student step is the teacher's forward pass and, where the teacher reads another modality (depth), "
+        "that modality's loading and augmentation; on resolution pairs both sides read the same image, so only "
+        "the forward pass goes, and the speed-up is the teacher's share of the step.",
+        *[f"\n{note}" for note in r.get("notes", [])],
     ]
     for data, entry in r.get("data", {}).items():
         lines += ["", f"## {data}", ""]
@@ -297,10 +301,17 @@ def markdown(r: dict) -> str:
         per_view = next((acc[seeds[0]][row]["bytes_per_sample_view"] for row in ROWS if row != "live"), None)
         lines += ["", f"Teacher: {_mean_std(teacher)}. Disk per training sample: {_size(per_view)} per view "
                   "(float16 logits and tapped stages), × K." if per_view else ""]
-        if within:
+        if len(seeds) < 2:
+            lines.append("One seed so far: no spread to judge the differences against.")
+        elif within:
             lines.append(f"Within one standard deviation of live ({100 * live_sd:.1f} points): {', '.join(within)}.")
         else:
             lines.append(f"No cached row is within one standard deviation of live ({100 * live_sd:.1f} points).")
+        if data == "depth_to_rgb" and fast and len(seeds) >= 3:
+            ratio = fast["rows"]["cached K=4"]["samples_per_second"] / fast["rows"]["live"]["samples_per_second"]
+            met = ratio >= 1.4 and bool(within)
+            lines.append(f"Goal (≥ 1.4× the live teacher's samples/s, some K within one standard deviation of live, "
+                         f"3 seeds): {'met' if met else 'not met'} — {ratio:.2f}×, {', '.join(within) or 'no K'}.")
         err = acc.get("0", {}).get("cached K=4", {}).get("float16_error")
         if err:
             lines.append("float16 against float32 on the loss terms (8 batches of K=4 views, student at its initial "
