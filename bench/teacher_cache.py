@@ -156,11 +156,15 @@ def float16_error(run, teacher, cache, batches: int = 8) -> dict:
     return worst
 
 
-def accuracy(data: str, seed: int, root: Path, done: dict, save) -> dict:
+def accuracy(data: str, seed: int, root: Path, done: dict, save, machine: str) -> dict:
     from pldistill.models import TappedModel
     from pldistill.stages import obtain_teacher, outputs_cache, train_student
 
-    out = done.setdefault(str(seed), {})
+    out = done.setdefault(str(seed), {"machine": machine})  # a seed's rows run on one machine: resumed elsewhere, rerun
+    if out.get("machine") != machine and not all(row in out for row in ROWS):
+        print(f"{data} seed {seed}: started on {out.get('machine')}, this is {machine}: its rows run again here")
+        out.clear()
+        out["machine"] = machine
     datasets = None
     for row in ROWS:
         if row in out:
@@ -206,6 +210,7 @@ def main() -> int:
     if "data" not in results:  # the former (augmentation-off) benchmark's file: replaced
         results = {"data": {}}
     results.update(describe_machine(torch))
+    machine = results["machine"]
     command = " ".join(["python bench/teacher_cache.py", *sys.argv[1:]])
     commands = results.get("commands", [])  # each invocation that added results
     results["commands"] = commands if commands[-1:] == [command] else [*commands, command]
@@ -224,12 +229,13 @@ def main() -> int:
         entry = results["data"].setdefault(data, {})
         if "speed" not in entry:
             entry["speed"] = speed(data, args.seeds[0], args.rounds, WORK / data / "speed")
+            entry["speed"]["machine"] = machine
             save()
             rows = entry["speed"]["rows"]
             print(f"{data} speed: " + ", ".join(f"{k} {v['samples_per_second']:.0f}/s" for k, v in rows.items()),
                   flush=True)
         for seed in args.seeds:
-            accuracy(data, seed, WORK / data / f"seed{seed}", entry.setdefault("accuracy", {}), save)
+            accuracy(data, seed, WORK / data / f"seed{seed}", entry.setdefault("accuracy", {}), save, machine)
     save()
     print((RESULTS / "teacher_cache.md").read_text())
     return 0
@@ -265,7 +271,8 @@ def markdown(r: dict) -> str:
         fast = entry.get("speed")
         if fast:
             live = fast["rows"]["live"]["samples_per_second"]
-            lines += [f"Speed of the student stage ({len(fast['rows']['live']['epoch_seconds'])} interleaved "
+            lines += [f"Speed of the student stage on {fast.get('machine', r['machine'])} "
+                      f"({len(fast['rows']['live']['epoch_seconds'])} interleaved "
                       "rounds, seed 0; each round's second epoch, training time only; the first epoch's 10 "
                       "calibration steps of the relative weight are left out, the same for every row):", "",
                       "| row | median epoch s | samples/s | vs live |", "|---|---:|---:|---:|"]
@@ -283,6 +290,14 @@ def markdown(r: dict) -> str:
                   "mean ± std; paired difference to live):", "",
                   "| row | test acc | per seed | − live (paired) | student training s (mean) | cache build s "
                   "| cache file |", "|---|---:|---|---:|---:|---:|---:|"]
+        machines = {}
+        for s in seeds:
+            machines.setdefault(acc[s].get("machine", r["machine"]), []).append(s)
+        if len(machines) > 1:
+            lines[-4] += (" Seeds ran on different machines (" + "; ".join(
+                f"{', '.join(ss)} on {m}" for m, ss in machines.items()) + "): each seed's rows on one machine, so "
+                "the paired differences hold; the training and build seconds mix machines, and the first seed's "
+                "are one machine's.")
         live_accs = [acc[s]["live"]["test_acc"] for s in seeds]
         live_sd = statistics.stdev(live_accs) if len(live_accs) > 1 else 0.0
         within = []

@@ -125,7 +125,9 @@ def load_comparison(path: str | Path, overrides: list[str] | tuple = ()) -> tupl
 
 def _spec(row: Variant, recipe: Recipe) -> list | dict:
     """What a row's cells were trained with: a changed row is never resumed into old cells."""
-    losses = [loss.model_dump(mode="json") for loss in recipe.distill.losses]
+    # keys added later are left out at their default, so older folders' rows still resume
+    losses = [loss.model_dump(mode="json", exclude={"rebalance"} if loss.rebalance == "once" else None)
+              for loss in recipe.distill.losses]
     if row.teacher_modality is None and row.teacher_signal == "paired":
         return losses  # the form older folders recorded
     return {"losses": losses, "teacher_modality": row.teacher_modality, "teacher_signal": row.teacher_signal}

@@ -83,6 +83,11 @@ class LossEntry(Section):
         "on the first distill.calibration_steps batches and then fixed, so it means the same for any pair of "
         "models, stage and batch size; false: the absolute weight (the paper's γ for SP)"
     )
+    rebalance: Literal["once", "every_epoch"] = Field(
+        "once", description="with 'relative': the weight is set on the calibration steps and then fixed (once), "
+        "or set again on every epoch's first distill.probe_steps batches, holding the term at its multiple of "
+        "CE's gradient as CE's gradient shrinks (every_epoch)"
+    )
     pairs: list[LayerPair] | Literal["auto"] = Field(
         default_factory=list, description="layer pairs, or 'auto': 3 pairs spread by relative depth"
     )
@@ -111,6 +116,9 @@ class LossEntry(Section):
                              + ("logits" if on_logits else "spatial maps"))
         if not on_logits and not self.pairs:
             raise ValueError(f"{self.name!r} needs at least one layer pair, e.g. pairs: [{{teacher: -1, student: -1}}]")
+        if self.rebalance == "every_epoch" and not self.relative:
+            raise ValueError(f"{self.name!r}: 'rebalance: every_epoch' keeps a weight relative to CE; add "
+                             "'relative: true' or remove 'rebalance'")
         if self.scope == "global" and not spec.relational:
             raise ValueError(f"'scope: global' applies to the relational losses {loss_names(lambda s: s.relational)}; "
                              f"{self.name!r} is a mean over samples, which gradient averaging across processes "
@@ -138,7 +146,7 @@ class Health(Section):
     """The health check of every distilled student against the scratch student, epoch by epoch (engine/health.py)."""
 
     dominance: float = Field(10.0, gt=0, description="a term whose weighted gradient is this many times CE's "
-                             "(measured on the calibration steps) is reported at epoch 1")
+                             "(on the calibration steps, or on a later epoch's probe steps) is reported")
     ce_margin: float = Field(0.25, ge=0, description="training CE this fraction above the scratch student's, "
                              "for 'patience' epochs in a row, is reported")
     acc_points: float = Field(5.0, ge=0, description="test accuracy this many points below the scratch "
@@ -180,6 +188,10 @@ class Distill(Section):
     calibration_steps: int = Field(
         10, gt=0, description="the first training steps on which relative weights are set from the ratio of "
         "gradient norms (and every term's effective ratio to CE is measured)"
+    )
+    probe_steps: int = Field(
+        2, ge=0, description="the first steps of every later epoch on which each term's gradient ratio to CE is "
+        "measured again (grad_ratio_epoch/ in the history; the health check reads it); 0: never"
     )
     health: Health = Health()
 

@@ -22,7 +22,7 @@ def _describe(loss) -> str:
              for k, v in loss.params().items() if k in spec.symbols or v != getattr(defaults, k)]
     weight = f"{spec.weight_symbol}={loss.weight:g}" if spec.weight_symbol else f"weight {loss.weight:g}"
     if loss.relative:
-        weight = f"{loss.weight:g}× CE's gradient"
+        weight = f"{loss.weight:g}× CE's gradient" + (", every epoch" if loss.rebalance == "every_epoch" else "")
     if not loss.pairs:
         return f"{spec.display} ({'; '.join([weight, *shown])})"
     stages = ", ".join(f"t{p.teacher}↔s{p.student}" for p in loss.pairs) + (", pooled" if loss.pool else "")

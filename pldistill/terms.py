@@ -28,6 +28,7 @@ class DistillTerm:
     student_tap: int
     on_logits: bool = False  # compare logits (KD) instead of tapped features
     relative: bool = False  # weight is a multiple of CE's gradient norm (engine/balance.py), not absolute
+    rebalance: bool = False  # a relative weight set again every epoch (engine/balance.py), not only at the start
 
 
 @dataclass(frozen=True)
@@ -64,7 +65,8 @@ def build_terms(losses: Sequence, teacher_channels: Callable[[int], int],
             fn, key = loss_function(loss, teacher_channels, student_channels), loss.name
             if loss.scope == "global":  # a relational loss on logits (DIST) over the global batch
                 fn, key = across_ranks(fn), key + "/global"
-            terms.append(DistillTerm(key, fn, loss.weight, -1, -1, on_logits=True, relative=loss.relative))
+            terms.append(DistillTerm(key, fn, loss.weight, -1, -1, on_logits=True, relative=loss.relative,
+                                     rebalance=loss.rebalance == "every_epoch"))
         for pair in loss.pairs:
             key = f"{loss.name}/t{pair.teacher}-s{pair.student}"
             fn = loss_function(loss, teacher_channels, student_channels, pair)
@@ -72,7 +74,8 @@ def build_terms(losses: Sequence, teacher_channels: Callable[[int], int],
                 fn, key = across_ranks(fn), key + "/global"
             if loss.pool:
                 fn, key = on_pooled(fn), key + "/pooled"
-            terms.append(DistillTerm(key, fn, loss.weight, tap, tap, relative=loss.relative))
+            terms.append(DistillTerm(key, fn, loss.weight, tap, tap, relative=loss.relative,
+                                     rebalance=loss.rebalance == "every_epoch"))
             teacher_stages.append(pair.teacher)
             student_stages.append(pair.student)
             tap += 1

@@ -169,3 +169,69 @@ def test_a_recipe_states_a_relative_weight_and_the_tables_say_so():
     assert entry.relative and "1× CE's gradient" in describe_losses([entry])
     assert "γ=3000" in describe_losses([loss_entry({"name": "sp", "weight": 3000,
                                                     "pairs": [{"teacher": -1, "student": -1}]})])
+
+
+def _epoch(balance, theta, ce, t, steps):
+    """One epoch of ``steps`` observed steps whose gradients are ce and t (by hand: d/dθ of c·θ is c); an absolute
+    term "a", where the balance has one, has gradient 1."""
+    balance.start_epoch()
+    for _ in range(steps):
+        raw = {"ce": ce * theta, "t": t * theta, **({"a": theta} if "a" in balance.weights else {})}
+        balance.observe(_out(raw), [theta])
+
+
+def test_later_epochs_measure_the_ratio_again_and_once_keeps_the_calibrated_weight():
+    theta = nn.Parameter(torch.tensor(0.0))
+    balance = TermBalance([DistillTerm("t", None, 1.0, 0, 0, relative=True)], steps=2, probe_steps=2)
+    _epoch(balance, theta, ce=2, t=4, steps=5)  # calibration: w = 1 · (2 + 2) / (4 + 4); no probe while calibrating
+    assert balance.weights["t"] == pytest.approx(0.5) and balance.epoch_ratios == {}
+    _epoch(balance, theta, ce=0.5, t=4, steps=5)  # CE's gradient fell 4×: the fixed weight is now 4× CE's
+    assert balance.epoch_ratios == {"t": pytest.approx(0.5 * 8 / 1)}
+    assert balance.weights["t"] == pytest.approx(0.5)  # once: unchanged
+    metrics = balance.epoch_metrics()
+    assert metrics["grad_ratio/t"] == pytest.approx(1.0) and metrics["grad_ratio_epoch/t"] == pytest.approx(4.0)
+
+
+def test_every_epoch_rebalancing_holds_the_term_at_r_times_ce():
+    theta = nn.Parameter(torch.tensor(0.0))
+    balance = TermBalance([DistillTerm("t", None, 1.0, 0, 0, relative=True, rebalance=True),
+                           DistillTerm("a", None, 7.0, 0, 0)], steps=1, probe_steps=2)
+    _epoch(balance, theta, ce=2, t=4, steps=3)
+    assert balance.weights == {"t": pytest.approx(0.5), "a": 7.0}
+    balance.start_epoch()
+    balance.observe(_out({"ce": 0.5 * theta, "t": 4 * theta, "a": theta}), [theta])
+    assert balance.weights["t"] == pytest.approx(0.5)  # one probe step of two: not yet reset
+    out = balance.observe(_out({"ce": 1.5 * theta, "t": 4 * theta, "a": theta}), [theta])
+    assert balance.epoch_ratios["t"] == pytest.approx(0.5 * 8 / 2)  # measured with the weight it came in with
+    assert balance.weights == {"t": pytest.approx(1.0 * 2 / 8), "a": 7.0}  # r · Σ CE / Σ t; absolute untouched
+    torch.testing.assert_close(out.terms["t"], 0.25 * 4 * theta)  # the last probe step trains with the new weight
+    assert balance.ratios() == {"t": pytest.approx(1.0), "a": pytest.approx(7.0 * 2 / 4)}  # calibration's, kept
+    balance.scale(0.1)  # the health check's lower: the next rebalancing keeps it
+    _epoch(balance, theta, ce=2, t=4, steps=2)
+    assert balance.weights["t"] == pytest.approx(0.1 * 2 / 4)
+
+
+def test_probing_every_epoch_changes_nothing_in_training():
+    term = DistillTerm("sp", sp_loss, 100.0, 0, 0)
+    teacher, a = _models()
+    loader = torch.utils.data.DataLoader(RandomPairs(), batch_size=8, drop_last=True)
+    results = []
+    for probe_steps, student in ((0, a), (3, _models()[1])):
+        results.append(fit(student, "rgb", loader, loader, schedule=Schedule(epochs=3, lr=3e-3, weight_decay=0.0),
+                           device=torch.device("cpu"), teacher=teacher, teacher_modality="depth", terms=[term],
+                           calibration_steps=1, probe_steps=probe_steps))
+    b = student
+    for p, q in zip(a.parameters(), b.parameters()):
+        torch.testing.assert_close(p, q, rtol=0, atol=0)
+    assert "grad_ratio_epoch/sp" not in results[0].history[1]
+    assert [r.get("grad_ratio_epoch/sp", 0) > 0 for r in results[1].history] == [False, True, True]
+
+
+def test_a_recipe_rebalances_a_relative_weight_every_epoch_and_refuses_it_on_an_absolute_one():
+    from pydantic import ValidationError
+
+    entry = loss_entry({"name": "sp", "weight": 1.0, "relative": True, "rebalance": "every_epoch",
+                        "pairs": [{"teacher": -1, "student": -1}]})
+    assert "1× CE's gradient, every epoch" in describe_losses([entry])
+    with pytest.raises(ValidationError, match="add 'relative: true'"):
+        loss_entry({"name": "sp", "weight": 3000, "rebalance": "every_epoch", "pairs": [{"teacher": -1, "student": -1}]})

@@ -147,3 +147,16 @@ def test_comparison_and_sweep_tables_list_the_findings_under_the_table():
                "rows": [{"cell": "a", "seeds": [0]}],
                "runs": [{"cell": "a", "seed": 0, "health": [finding["message"]]}]}
     assert f"- a (seed 0): {finding['message']}" in sweep_table(summary).splitlines()
+
+
+def test_a_term_that_comes_to_drown_ce_later_in_training_is_reported_at_that_epoch():
+    state = _state([DistillTerm("sp", sp_loss, 1.0, 0, 0, relative=True)])
+    check = HealthCheck(POLICY, reference=None)
+    for epoch, later in ((1, None), (2, 3.0), (3, 12.0), (4, 14.0)):
+        record = _record(epoch, 0.2, 0.4, {"sp": 1.0}, sp=2.0)
+        if later is not None:
+            record["grad_ratio_epoch/sp"] = later  # the epoch's probe steps (balance.py): CE's gradient has shrunk
+        state.history.append(record)
+        check.on_epoch_end(state, record)
+    (finding,) = state.health
+    assert (finding["kind"], finding["epoch"], finding["magnitude"]) == ("dominates", 3, 12.0)

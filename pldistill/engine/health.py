@@ -6,8 +6,9 @@ student trains first, from the same initial weights on the same batches, so
 its history is a per-epoch reference. Two findings:
 
 - ``dominates``: a term's weighted gradient is ``dominance``× CE's or more on
-  the calibration steps (``balance.py``), i.e. the student is optimised for
-  the teacher's relations and hardly for its labels. Found at epoch 1.
+  the calibration steps, or on a later epoch's probe steps (``balance.py``:
+  CE's gradient shrinks as the student fits, a term's need not), i.e. the
+  student is optimised for the teacher's relations and hardly for its labels.
 - ``trails``: for ``patience`` epochs in a row the distilled student's
   training CE is above the scratch student's by more than ``ce_margin``
   (relative), or its test accuracy below by more than ``acc_points``.
@@ -75,8 +76,12 @@ class HealthCheck(Callback):
             return
         self._replay = replay
         epoch = record["epoch"]
-        ratios = {k[len("grad_ratio/"):]: v for k, v in record.items() if k.startswith("grad_ratio/")}
-        for term, ratio in ratios.items():  # as measured with the weights of that epoch (balance.py)
+        ratios: dict[str, float] = {}  # each term's larger: on the calibration steps or on this epoch's probe
+        for prefix in ("grad_ratio/", "grad_ratio_epoch/"):
+            for k, v in record.items():
+                if k.startswith(prefix):
+                    ratios[k[len(prefix):]] = max(ratios.get(k[len(prefix):], 0.0), v)
+        for term, ratio in ratios.items():  # as measured with the weights of that moment (balance.py)
             if ratio >= self.policy.dominance and term not in self._reported:
                 self._reported.add(term)
                 value = record.get(f"train/terms/{term}", 0.0) / max(record.get("train/terms/ce", 0.0), 1e-12)

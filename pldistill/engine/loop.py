@@ -59,6 +59,7 @@ def fit(
     name: str = "model",
     callbacks: Sequence[Callback] | None = None,
     calibration_steps: int = 10,
+    probe_steps: int = 0,
 ) -> FitResult:
     """Train ``model`` for ``schedule.epochs``; ``callbacks`` default to the divergence guard alone.
 
@@ -66,14 +67,15 @@ def fit(
     (``distributed.train_sampler``; reshuffled per epoch). With ``teacher_cache``
     the teacher's outputs are read by ``batch["index"]`` instead of computed, and
     ``batch[teacher_modality]`` is never needed. Relative term weights are set on
-    the first ``calibration_steps`` steps (``balance.py``).
+    the first ``calibration_steps`` steps, measured again on the first ``probe_steps``
+    of every later epoch and, for terms that rebalance, set again there (``balance.py``).
     """
     check_precision(schedule.precision, device)
     callbacks = [DivergenceGuard()] if callbacks is None else list(callbacks)
     learned = _place(model, teacher, terms, device, schedule.channels_last)
     optimisation = build_optimisation(nn.ModuleList([model, learned]), schedule, len(train_loader), device)
     state = TrainState(name, schedule.epochs, model, learned, optimisation, train_loader,
-                       balance=TermBalance(terms, calibration_steps))
+                       balance=TermBalance(terms, calibration_steps, probe_steps))
     for callback in callbacks:
         callback.on_fit_start(state)  # e.g. resume: before DDP copies rank 0's weights
     step = _BatchStep(wrap_for_ranks(model, learned, device), modality, teacher, teacher_modality, terms,
@@ -149,6 +151,7 @@ def _train_epoch(state: TrainState, step: _BatchStep, callbacks: Sequence[Callba
     # loader generator's base seed; dropping it would change every later batch order.
     bar = tqdm(loader, desc=f"{state.name} {epoch + 1}/{state.epochs}", leave=False, disable=not state.show_bar)
     params = [p for p in state.model.parameters() if p.requires_grad]
+    state.balance.start_epoch()
     for batch in bar:
         out, labels = step(batch)
         out = state.balance.observe(out, params)

@@ -101,5 +101,6 @@ class Run:
             name=self.log_prefix + stage,
             callbacks=callbacks,
             calibration_steps=self.recipe.distill.calibration_steps,
+            probe_steps=self.recipe.distill.probe_steps,
             **distill,
         )
