@@ -55,9 +55,16 @@ class TeacherSpec(ModelSpec):
     data: DataConfig | None = Field(
         None, description="domain transfer: train the teacher on this data (its source domain) instead of 'data'"
     )
+    modality_dropout: float = Field(
+        0.0, ge=0, lt=1, description="a teacher on a stack (data.stack): while it trains, each part of each "
+        "sample is zeroed with this probability, never all parts, so its features also work from each part alone "
+        "(ModDrop; engine/modality_dropout.py); 0: off"
+    )
 
     @model_validator(mode="after")
     def _as_is_needs_weights(self) -> "TeacherSpec":
+        if not self.train and self.modality_dropout:
+            raise ValueError("modality_dropout acts while the teacher trains; train: false uses it as it is")
         if not self.train and self.weights is None:
             raise ValueError("train: false uses the teacher as it is, so it needs 'weights' (a local file)")
         if not self.train and self.data is not None:
@@ -274,7 +281,10 @@ class Recipe(Section):
         keyed = {
             "data": {**self.data.model_dump(exclude=skip["data"]),
                      "stack": {m: stack[m] for m in stack if m == self.teacher.modality}},
-            "teacher": self.teacher.model_dump(exclude=skip["teacher"]),
+            # modality dropout only shapes a teacher on a stack (a control's one-modality teacher ignores it);
+            # at 0 it is left out, so teachers trained before the key existed keep their hash
+            "teacher": self.teacher.model_dump(exclude=skip["teacher"] | (
+                set() if self.teacher.modality_dropout and self.teacher.modality in stack else {"modality_dropout"})),
             "seed": self.seed,
             "schedule": {**s.model_dump(exclude=skip["schedule"]), "epochs": s.teacher_epochs or s.epochs},
         }
@@ -396,6 +406,12 @@ def parse_recipe(raw: Any, source: str | Path = "<recipe>", sources=None) -> Rec
         )
     if recipe.teacher.data is not None:
         _check_teacher_domain(recipe, at("teacher", "data"))
+    if recipe.teacher.modality_dropout and recipe.teacher.modality not in recipe.data.stack:
+        raise RecipeError(
+            f"{at('teacher', 'modality_dropout')}: teacher.modality_dropout zeroes whole parts of a stacked input, "
+            f"but teacher.modality {recipe.teacher.modality!r} is not a stack; stack two modalities "
+            "(data.stack: {rgbd: [rgb, depth]}) and give the teacher that name, or remove the key"
+        )
     views = recipe.distill.teacher_cache_views
     if recipe.distill.teacher_cache and views is not None and views > 1 and not recipe.data.augment.active():
         raise RecipeError(

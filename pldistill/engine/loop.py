@@ -29,6 +29,7 @@ from ..terms import DistillTerm
 from ..models import TappedModel
 from ..teacher_cache import TeacherCache
 from .balance import TermBalance
+from .modality_dropout import ModalityDropout
 from .callbacks import Callback, DivergenceGuard, TrainState
 from .device import autocast, check_precision, to_device
 from .evaluate import evaluate
@@ -60,6 +61,7 @@ def fit(
     callbacks: Sequence[Callback] | None = None,
     calibration_steps: int = 10,
     probe_steps: int = 0,
+    input_dropout: ModalityDropout | None = None,
 ) -> FitResult:
     """Train ``model`` for ``schedule.epochs``; ``callbacks`` default to the divergence guard alone.
 
@@ -69,6 +71,7 @@ def fit(
     ``batch[teacher_modality]`` is never needed. Relative term weights are set on
     the first ``calibration_steps`` steps, measured again on the first ``probe_steps``
     of every later epoch and, for terms that rebalance, set again there (``balance.py``).
+    ``input_dropout`` zeroes whole parts of a stacked training input (``modality_dropout.py``).
     """
     check_precision(schedule.precision, device)
     callbacks = [DivergenceGuard()] if callbacks is None else list(callbacks)
@@ -79,7 +82,7 @@ def fit(
     for callback in callbacks:
         callback.on_fit_start(state)  # e.g. resume: before DDP copies rank 0's weights
     step = _BatchStep(wrap_for_ranks(model, learned, device), modality, teacher, teacher_modality, terms,
-                      teacher_cache, device, schedule, state.balance)
+                      teacher_cache, device, schedule, state.balance, input_dropout)
     for epoch in range(state.epoch, schedule.epochs):
         if state.stop:  # a callback ended training (the health check's on_harm: stop)
             break
@@ -121,15 +124,19 @@ class _BatchStep:
     device: torch.device
     schedule: Schedule
     balance: TermBalance
+    input_dropout: ModalityDropout | None = None
 
-    def __call__(self, batch: dict) -> tuple[StepOutput, Tensor]:
+    def __call__(self, batch: dict, step: int) -> tuple[StepOutput, Tensor]:
         device, channels_last, cache = self.device, self.schedule.channels_last, self.teacher_cache
         labels = batch["label"].to(device)
+        inputs = batch[self.modality]
+        if self.input_dropout is not None:
+            inputs = self.input_dropout(inputs, step)
         live_teacher = self.terms and cache is None
         with autocast(device, self.schedule.precision):
             out = distill_step(
                 self.forward,
-                to_device(batch[self.modality], device, channels_last),
+                to_device(inputs, device, channels_last),
                 labels,
                 self.teacher,
                 to_device(batch[self.teacher_modality], device, channels_last) if live_teacher else None,
@@ -153,7 +160,7 @@ def _train_epoch(state: TrainState, step: _BatchStep, callbacks: Sequence[Callba
     params = [p for p in state.model.parameters() if p.requires_grad]
     state.balance.start_epoch()
     for batch in bar:
-        out, labels = step(batch)
+        out, labels = step(batch, state.step)
         out = state.balance.observe(out, params)
         for callback in callbacks:
             callback.check_step(state, out)

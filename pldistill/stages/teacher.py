@@ -16,6 +16,7 @@ from ..checkpoint import CheckpointError, load_checkpoint, save_atomic
 from ..data.synthetic_shapes import default_cache_dir
 from ..data.views import ViewReplay, views_per_sample
 from ..engine import autocast, evaluate, seed_everything
+from ..engine.modality_dropout import ModalityDropout
 from ..models import TappedModel, build_model, classifier_outputs, count_parameters, read_state_dict
 from ..teacher_cache import (TeacherCache, build_teacher_cache, cache_path, open_teacher_cache, settings_key,
                              weights_digest)
@@ -53,7 +54,7 @@ def _trained(run: Run, key: str, step: str) -> tuple[TappedModel, dict]:
     if "reused" not in info:
         epochs = r.schedule.teacher_epochs or r.schedule.epochs
         print(f"{step}teacher {spec.model} on {spec.modality!r} for {epochs} epochs")
-        result = run.fit(model, spec.modality, "teacher", epochs, r.seed)
+        result = run.fit(model, spec.modality, "teacher", epochs, r.seed, input_dropout=_modality_dropout(r))
         state = {"state_dict": model.model.state_dict(), "test_acc": result.test_acc, "history": result.history,
                  "teacher_hash": key}
         if distributed.is_main():
@@ -62,6 +63,18 @@ def _trained(run: Run, key: str, step: str) -> tuple[TappedModel, dict]:
     info["params"] = count_parameters(model.model)
     run.folder.finish("teacher", model, info)
     return model, info
+
+
+def _modality_dropout(r) -> ModalityDropout | None:
+    """The teacher's ModDrop over its stack's parts (channel ranges in stack order), if the recipe asks."""
+    parts = r.data.stack.get(r.teacher.modality)
+    if not r.teacher.modality_dropout or not parts:
+        return None  # e.g. the same-modality control's teacher, which reads one modality
+    ranges, start = [], 0
+    for part in parts:
+        ranges.append((start, start + r.data.channels(part)))
+        start = ranges[-1][1]
+    return ModalityDropout(tuple(ranges), r.teacher.modality_dropout, r.seed, distributed.rank())
 
 
 def _load_cached(model: TappedModel, cached: Path, key: str) -> dict | None:
