@@ -13,6 +13,7 @@ from pathlib import Path
 
 from . import figures
 from .probe import ProbeSnapshot
+from .teacher_agreement import describe_agreement
 from .report import health_lines, weight_lines
 
 STYLE = """
@@ -94,6 +95,9 @@ def build_report(run_dir: str | Path) -> Path:
                    _pct(cs["test_acc"])]]
     privileged = (f"; privileged gain (distilled − control) {100 * control['privileged_gain']:+.1f} points"
                   if control else "")
+    if control and control.get("teacher_agreement"):  # measured before the control student: does RGB carry it?
+        privileged += (f"; teacher agreement ({t['modality']} teacher against the {control['teacher']['modality']} "
+                       f"one, on the probe): {describe_agreement(control['teacher_agreement'])}")
     instance = results.get("instance_controls")  # shuffled pairing and class means: is the gain instance knowledge?
     if instance:
         roles += [[f"student: shuffled pairing (the {t['modality']} teacher on another same-class sample)",

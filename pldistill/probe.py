@@ -92,6 +92,11 @@ class AlignmentProbe:
         model.train(was_training)
         return torch.cat(logits), [torch.cat(stage) for stage in zip(*feats)]
 
+    def features(self, model: TappedModel, inputs: Tensor | None = None) -> list[Tensor]:
+        """Every stage's features of ``model`` on the probe (default: the student's modality's inputs)."""
+        return self._forward(TappedModel(model.model, range(num_stages(model.model))),
+                             self.inputs if inputs is None else inputs)[1]
+
     def measure(self, student: TappedModel) -> dict[str, float]:
         """Alignment scalars for every paired layer, plus the full CKA grid kept for the pictures."""
         start = time.perf_counter()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from .engine.balance import term_weights
 from .losses.registry import loss_spec
+from .teacher_agreement import describe_agreement
 
 
 def _params(n: int) -> str:
@@ -107,6 +108,10 @@ def results_table(results: dict, recipe) -> str:
     if control:
         lines.append(f"Privileged gain (distilled − control, the same distillation from a teacher on "
                      f"{control['teacher']['modality']!r}): {100 * control['privileged_gain']:+.1f} points.")
+        if control.get("teacher_agreement"):
+            lines.append(f"Teacher agreement (the {results['teacher']['modality']!r} teacher against the "
+                         f"{control['teacher']['modality']!r} one, on the probe; docs/controls.md): "
+                         f"{describe_agreement(control['teacher_agreement'])}.")
     if instance:
         lines.append(f"Instance gain (distilled − shuffled pairing): {100 * instance['instance_gain']:+.1f} points; "
                      f"beyond class means (distilled − class-mean teacher): "

@@ -58,6 +58,10 @@ def test_run_folder_holds_resolved_recipe_checkpoints_and_results(tiny_run):
     assert control["privileged_gain"] == pytest.approx(
         results["students"]["distilled"]["test_acc"] - control["student"]["test_acc"])
     assert "| control teacher | resnet10t | rgb | rgb |" in table and "Privileged gain (distilled − control" in table
+    agreement = control["teacher_agreement"]  # the depth teacher against the RGB one, before the control student
+    assert set(agreement) == {"cka/t4", "simcorr/t4", "simcorr_within_class/t4"}  # resnet10t's last
+    assert 0 < agreement["cka/t4"] < 1 and -1 < agreement["simcorr_within_class/t4"] < 1
+    assert "Teacher agreement (the 'depth' teacher against the 'rgb' one" in table
     assert (run_dir / "control" / "checkpoints" / "student_distilled.pt").is_file()
 
 
@@ -147,6 +151,7 @@ def test_report_command_rebuilds_one_run_and_compares_several(tiny_run, tmp_path
     control = results["control"]
     assert "control teacher (same model and budget)" in page and "student: control (distilled from the rgb" in page
     assert f"privileged gain (distilled − control) {100 * control['privileged_gain']:+.1f} points" in page
+    assert "teacher agreement (depth teacher against the rgb one, on the probe): CKA" in page
     side = (tmp_path / "both" / "report.html").read_text()
     assert side.count("<tr>") == 3 and "distilled CKA per pair" in side
     assert main(["report", str(tmp_path)]) == 2

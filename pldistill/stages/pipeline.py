@@ -14,6 +14,7 @@ from .context import Run
 from .controls import ShuffledPairing
 from .student import attach_probe, train_student
 from .teacher import obtain_teacher
+from ..teacher_agreement import describe_agreement, teacher_agreement
 
 
 @dataclass
@@ -52,8 +53,13 @@ def same_modality_control(run: Run, distilled: dict, steps: int) -> dict:
     spec = recipe.teacher.model_copy(update={"modality": recipe.student.modality})
     sub = control_run(run, recipe.model_copy(update={"teacher": spec}), "control", log_prefix="control/")
     teacher, info = obtain_teacher(sub, step=f"[{steps - 1}/{steps}] control ")
+    out = {"teacher": info}
+    if run.probe is not None:  # measured before the control student trains: the diagnostic predicts, not explains
+        out["teacher_agreement"] = teacher_agreement(run.probe, teacher)
+        print(f"teacher agreement ({recipe.teacher.modality} teacher vs {spec.modality} teacher, on the probe): "
+              + describe_agreement(out["teacher_agreement"]))
     student = train_student(sub, "distilled", teacher, step=f"[{steps}/{steps}] control ")
-    return {"teacher": info, "student": student, "privileged_gain": distilled["test_acc"] - student["test_acc"]}
+    return {**out, "student": student, "privileged_gain": distilled["test_acc"] - student["test_acc"]}
 
 
 def shuffled_run(run: Run, teacher_modality: str, seed: int) -> Run:
