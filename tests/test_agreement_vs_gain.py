@@ -1,0 +1,44 @@
+"""experiments/agreement_vs_gain.py: runs' teacher agreement against their privileged gain, grouped and drawn."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from experiments.agreement_vs_gain import main
+
+
+def _run(folder, recipe, seed, gain, within, cka=0.5):
+    folder.mkdir(parents=True)
+    agreement = {"cka/t2": 0.9, "simcorr/t2": 0.9, "simcorr_within_class/t2": 0.9,  # a shallower stage: ignored
+                 "cka/t4": cka, "simcorr/t4": within + 0.3, "simcorr_within_class/t4": within}
+    (folder / "results.json").write_text(json.dumps({
+        "recipe": recipe, "seed": seed,
+        "control": {"privileged_gain": gain, "teacher_agreement": agreement}}))
+
+
+def test_groups_by_recipe_and_sweep_cell_and_ranks_agreement_against_gain(tmp_path):
+    _run(tmp_path / "runs" / "a" / "20261207-0100", "flag", 0, -0.10, 0.1)
+    _run(tmp_path / "runs" / "a" / "20261207-0200", "flag", 1, -0.06, 0.1)
+    _run(tmp_path / "sweep" / "teacher.modality_dropout=0" / "seed0", "rgbd", 0, 0.00, 0.3)
+    _run(tmp_path / "sweep" / "teacher.modality_dropout=0.5" / "seed0", "rgbd", 0, 0.04, 0.6)
+    (tmp_path / "runs" / "nocontrol").mkdir()
+    (tmp_path / "runs" / "nocontrol" / "results.json").write_text(json.dumps({"recipe": "x", "seed": 0, "control": None}))
+    out = tmp_path / "out"
+    assert main([str(tmp_path / "runs"), str(tmp_path / "sweep"), "--out", str(out)]) == 0
+    summary = json.loads((out / "agreement.json").read_text())
+    groups = {g["group"]: g for g in summary["groups"]}
+    assert set(groups) == {"flag", "rgbd [teacher.modality_dropout=0]", "rgbd [teacher.modality_dropout=0.5]"}
+    assert groups["flag"]["privileged_gain"] == pytest.approx(-0.08) and groups["flag"]["seeds"] == [0, 1]
+    assert groups["flag"]["simcorr_within_class"] == pytest.approx(0.1)  # the last stage, not t2
+    assert summary["spearman"]["simcorr_within_class"] == pytest.approx(1.0)  # agreement order = gain order
+    assert summary["spearman"]["cka"] is None  # the same CKA everywhere: nothing to rank
+    md = (out / "agreement.md").read_text()
+    assert "| flag | 0 1 | 0.50 | 0.40 | 0.10 | -8.0 ± 2.8 |" in md
+    assert (out / "agreement.png").stat().st_size > 10_000
+
+
+def test_folders_without_measured_runs_say_so(tmp_path, capsys):
+    assert main([str(tmp_path), "--out", str(tmp_path / "out")]) == 1
+    assert "no finished run" in capsys.readouterr().out
