@@ -17,7 +17,7 @@ FLAGSHIP = Path(__file__).parents[1] / "recipes" / "depth_to_rgb.yaml"
 DATA_COMMON = {"kind", "image_size", "augment", "depth_encoding"}
 HASHED = {
     "schedule": {"batch_size", "lr", "weight_decay", "optimizer", "warmup_epochs", "grad_clip", "precision"},
-    "teacher": {"model", "modality", "weights"},
+    "teacher": {"model", "modality", "weights", "modality_dropout"},  # dropout: only on a stack, only when > 0
     "data": {  # per kind, on top of DATA_COMMON
         "synthetic_shapes": {"num_train", "num_test", "noise", "camouflage", "ambient", "contrast", "seed"},
         "nyu_depth_v2": {"path", "split_file", "train_split", "test_split", "classes_protocol"},
