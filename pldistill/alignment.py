@@ -84,10 +84,11 @@ def _off_diagonal(m: Tensor) -> Tensor:
     return m.flatten()[1:].view(n - 1, n + 1)[:, :-1].flatten()
 
 
-def similarity_correlation(x: Tensor, y: Tensor) -> float:
+def similarity_correlation(x: Tensor, y: Tensor, pairs: Tensor | None = None) -> float:
+    """Pearson correlation of the two row-normalised Grams over all distinct pairs, or the (i, j) in ``pairs``."""
     _check(x, y, 3, "similarity correlation")
-    a = _off_diagonal(similarity_matrix(_matrix(x)))
-    b = _off_diagonal(similarity_matrix(_matrix(y)))
+    gx, gy = similarity_matrix(_matrix(x)), similarity_matrix(_matrix(y))
+    a, b = (_off_diagonal(gx), _off_diagonal(gy)) if pairs is None else (gx[pairs], gy[pairs])
     a, b = a - a.mean(), b - b.mean()
     denominator = a.norm() * b.norm()
     return float((a @ b) / denominator) if denominator > 0 else 0.0

@@ -28,19 +28,14 @@ from torch import Tensor
 
 from .alignment import linear_cka, similarity_correlation
 from .models import TappedModel
-from .similarity import similarity_matrix
 
 
 def within_class_similarity_correlation(x: Tensor, y: Tensor, labels: Tensor) -> float:
     """Pearson correlation of two row-normalised Grams over distinct pairs (i, j) of the same class only."""
-    gx, gy = similarity_matrix(x.flatten(1).double()), similarity_matrix(y.flatten(1).double())
     same = (labels[:, None] == labels[None, :]) & ~torch.eye(len(labels), dtype=torch.bool)
     if same.sum() < 3:
         raise ValueError("within-class similarity correlation needs at least 3 same-class pairs on the probe")
-    a, b = gx[same], gy[same]
-    a, b = a - a.mean(), b - b.mean()
-    denom = (a.norm() * b.norm()).item()
-    return float((a * b).sum().item() / denom) if denom > 0 else 0.0
+    return similarity_correlation(x.flatten(1), y.flatten(1), pairs=same)
 
 
 def teacher_agreement(probe, control: TappedModel) -> dict[str, float]:

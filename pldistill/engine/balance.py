@@ -123,12 +123,10 @@ class TermBalance:
             return out
         ce = self.epoch_sums["ce"]
         self.epoch_ratios = {k: self.weights[k] * g / ce for k, g in self.epoch_sums.items() if k != "ce"}
-        if self.rebalanced:
-            for k in self.rebalanced:
-                if self.epoch_sums[k] > 0:
-                    self.weights[k] = self.relative[k] * ce / self.epoch_sums[k]
-            return out.reweighed(self.weights)  # this step already trains with the new weights
-        return out
+        for k in self.rebalanced:
+            if self.epoch_sums[k] > 0:
+                self.weights[k] = self.relative[k] * ce / self.epoch_sums[k]
+        return out.reweighed(self.weights) if self.rebalanced else out  # this step trains with the new weights
 
     def ratios(self) -> dict[str, float]:
         """Each term's weighted gradient norm over CE's on the calibration steps (its effective relative weight)."""
