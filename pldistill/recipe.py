@@ -99,6 +99,10 @@ class LossEntry(Section):
         default_factory=list, description="layer pairs, or 'auto': 3 pairs spread by relative depth"
     )
     pool: bool = Field(False, description="compare globally average-pooled embeddings (b × c), not whole maps")
+    project: bool = Field(
+        False, description="pass the student's features through a learned 1×1 projector (training only) before "
+        "the loss, so the loss does not constrain the tapped layer itself (losses/projector.py)"
+    )
     scope: Literal["local", "global"] = Field(
         "local", description="relational losses under torchrun: relate each process's own batch (local, the "
         "paper's loss at the per-process batch) or the global batch gathered from every process (global)"
@@ -121,6 +125,8 @@ class LossEntry(Section):
         if self.pool and not spec.poolable:
             raise ValueError(f"'pool' applies to {loss_names(lambda s: s.poolable)}; {self.name!r} needs "
                              + ("logits" if on_logits else "spatial maps"))
+        if on_logits and self.project:
+            raise ValueError(f"'project' applies to feature losses; {self.name!r} compares logits")
         if not on_logits and not self.pairs:
             raise ValueError(f"{self.name!r} needs at least one layer pair, e.g. pairs: [{{teacher: -1, student: -1}}]")
         if self.rebalance == "every_epoch" and not self.relative:

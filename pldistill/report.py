@@ -26,7 +26,8 @@ def _describe(loss) -> str:
         weight = f"{loss.weight:g}× CE's gradient" + (", every epoch" if loss.rebalance == "every_epoch" else "")
     if not loss.pairs:
         return f"{spec.display} ({'; '.join([weight, *shown])})"
-    stages = ", ".join(f"t{p.teacher}↔s{p.student}" for p in loss.pairs) + (", pooled" if loss.pool else "")
+    stages = ", ".join(f"t{p.teacher}↔s{p.student}" for p in loss.pairs) + (", pooled" if loss.pool else "") \
+        + (", projected" if loss.project else "")
     stages += ", over the global batch" if loss.scope == "global" else ""
     return f"{spec.display} ({'; '.join([weight, *shown, 'stages ' + stages])})"
 

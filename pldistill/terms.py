@@ -13,6 +13,7 @@ from typing import Callable, Sequence
 from torch import Tensor
 
 from .losses.pooling import on_pooled
+from .losses.projector import StudentProjector
 from .losses.registry import loss_spec
 from .losses.scope import across_ranks
 
@@ -74,6 +75,8 @@ def build_terms(losses: Sequence, teacher_channels: Callable[[int], int],
                 fn, key = across_ranks(fn), key + "/global"
             if loss.pool:
                 fn, key = on_pooled(fn), key + "/pooled"
+            if loss.project:  # outermost: the projector sees the student's map before pooling or gathering
+                fn, key = StudentProjector(fn, student_channels(pair.student)), key + "/projected"
             terms.append(DistillTerm(key, fn, loss.weight, tap, tap, relative=loss.relative,
                                      rebalance=loss.rebalance == "every_epoch"))
             teacher_stages.append(pair.teacher)
