@@ -52,6 +52,10 @@ class Variant(Section):
     control_for: str | None = Field(
         None, description="the row this one controls: the table reports that row minus this one, paired"
     )
+    mixup: float | None = Field(
+        None, ge=0, description="student.mixup for this row (α of joint mixup; engine/mixup.py), e.g. for STKD; "
+        "default: the base recipe's"
+    )
     teacher_signal: TeacherSignal = Field(
         "paired", description="paired: the recipe's pairing; shuffled: the teacher reads another training sample of "
         "the same class; class_mean: the teacher's outputs are their per-class means (stages/controls.py)"
@@ -114,6 +118,8 @@ def load_comparison(path: str | Path, overrides: list[str] | tuple = ()) -> tupl
         raw_variant = {**base_raw, "distill": {"losses": [loss.model_dump() for loss in row.losses]}}
         if row.teacher_modality is not None:
             raw_variant["teacher"] = {**base_raw["teacher"], "modality": row.teacher_modality}
+        if row.mixup is not None:
+            raw_variant["student"] = {**base_raw["student"], "mixup": row.mixup}
         try:
             variants[name] = parse_recipe(raw_variant, path)
         except RecipeError as err:  # point at the variant, not at the base recipe's key
@@ -128,9 +134,10 @@ def _spec(row: Variant, recipe: Recipe) -> list | dict:
     # keys added later are left out at their default, so older folders' rows still resume
     losses = [loss.model_dump(mode="json", exclude={"rebalance"} if loss.rebalance == "once" else None)
               for loss in recipe.distill.losses]
-    if row.teacher_modality is None and row.teacher_signal == "paired":
+    if row.teacher_modality is None and row.teacher_signal == "paired" and row.mixup is None:
         return losses  # the form older folders recorded
-    return {"losses": losses, "teacher_modality": row.teacher_modality, "teacher_signal": row.teacher_signal}
+    spec = {"losses": losses, "teacher_modality": row.teacher_modality, "teacher_signal": row.teacher_signal}
+    return spec if row.mixup is None else {**spec, "mixup": row.mixup}
 
 
 def controlled_gains(cells: list[dict], comparison: "Comparison") -> list[dict]:
@@ -365,7 +372,8 @@ def _train_seed(run_dir: Path, comparison: Comparison, base: Recipe, variants: d
             signal = comparison.variants[name].teacher_signal
             if signal == "shuffled":  # the same teacher, its inputs from another sample of the class
                 owner = shuffled_run(owner, modality, seed)
-            result = train_student(owner, name, tutor, variant.distill.losses, step=head, signal=signal)
+            result = train_student(owner, name, tutor, variant.distill.losses, step=head, signal=signal,
+                                   mixup=variant.student.mixup)
             new_cells.append({"row": name, "test_acc": result["test_acc"], "seconds": result["seconds"],
                               "losses": "CE + " + describe_losses(variant.distill.losses), "spec": specs[name],
                               "health": result.get("health", []), "weights": term_weights(result["history"][-1])})

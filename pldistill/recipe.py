@@ -72,6 +72,16 @@ class TeacherSpec(ModelSpec):
         return self
 
 
+class StudentSpec(ModelSpec):
+    """The student: trained from the same initial weights with CE alone (scratch) and with distillation."""
+
+    mixup: float = Field(
+        0.0, ge=0, description="α of Beta(α, α): every student (scratch and distilled) trains on jointly mixed "
+        "batches, one partner and one λ for every modality of a sample, so a teacher sees the mixed sample its "
+        "student sees (engine/mixup.py; STKD needs it); 0: off"
+    )
+
+
 class LayerPair(Section):
     """Teacher and student stage indices (timm ``feature_info`` order; -1 = last)."""
 
@@ -275,7 +285,7 @@ class Recipe(Section):
     seed: int = 0
     data: DataConfig
     teacher: TeacherSpec
-    student: ModelSpec
+    student: StudentSpec
     distill: Distill
     schedule: Schedule
     logging: Logging = Logging()
@@ -418,6 +428,7 @@ def parse_recipe(raw: Any, source: str | Path = "<recipe>", sources=None) -> Rec
             f"but teacher.modality {recipe.teacher.modality!r} is not a stack; stack two modalities "
             "(data.stack: {rgbd: [rgb, depth]}) and give the teacher that name, or remove the key"
         )
+    _check_mixup(recipe, at)
     views = recipe.distill.teacher_cache_views
     if recipe.distill.teacher_cache and views is not None and views > 1 and not recipe.data.augment.active():
         raise RecipeError(
@@ -433,6 +444,21 @@ def parse_recipe(raw: Any, source: str | Path = "<recipe>", sources=None) -> Rec
 
     check_recipe(recipe, path)
     return recipe
+
+
+def _check_mixup(recipe: Recipe, at) -> None:
+    """Losses defined on mixed samples need the mix; a mixed teacher input cannot come from the outputs cache."""
+    mixing = [loss.name for loss in recipe.distill.losses if loss.spec.needs_mixup]
+    if mixing and not recipe.student.mixup:
+        raise RecipeError(
+            f"{at('student', 'mixup')}: {mixing} distil on jointly mixed samples, but student.mixup is 0; "
+            "set student.mixup (α of Beta(α, α), e.g. 1.0)"
+        )
+    if recipe.student.mixup and recipe.distill.teacher_cache and recipe.distill.losses:
+        raise RecipeError(
+            f"{at('distill', 'teacher_cache')}: student.mixup shows the teacher mixed samples, which its cached "
+            "outputs never saw; set distill.teacher_cache: false, or student.mixup: 0"
+        )
 
 
 def check_shuffleable(recipe: Recipe, where: str, alternative: str = "") -> None:

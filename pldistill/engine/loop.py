@@ -29,6 +29,7 @@ from ..terms import DistillTerm
 from ..models import TappedModel
 from ..teacher_cache import TeacherCache
 from .balance import TermBalance
+from .mixup import JointMixup
 from .modality_dropout import ModalityDropout
 from .callbacks import Callback, DivergenceGuard, TrainState
 from .device import autocast, check_precision, to_device
@@ -62,6 +63,7 @@ def fit(
     calibration_steps: int = 10,
     probe_steps: int = 0,
     input_dropout: ModalityDropout | None = None,
+    mixup: JointMixup | None = None,
 ) -> FitResult:
     """Train ``model`` for ``schedule.epochs``; ``callbacks`` default to the divergence guard alone.
 
@@ -72,7 +74,11 @@ def fit(
     the first ``calibration_steps`` steps, measured again on the first ``probe_steps``
     of every later epoch and, for terms that rebalance, set again there (``balance.py``).
     ``input_dropout`` zeroes whole parts of a stacked training input (``modality_dropout.py``).
+    ``mixup`` mixes every training batch, the teacher's input with the student's (``mixup.py``).
     """
+    if mixup is not None and teacher_cache is not None:
+        raise ValueError("joint mixup shows the teacher mixed samples, which its cached outputs never saw; "
+                         "set distill.teacher_cache: false")
     check_precision(schedule.precision, device)
     callbacks = [DivergenceGuard()] if callbacks is None else list(callbacks)
     learned = _place(model, teacher, terms, device, schedule.channels_last)
@@ -82,7 +88,7 @@ def fit(
     for callback in callbacks:
         callback.on_fit_start(state)  # e.g. resume: before DDP copies rank 0's weights
     step = _BatchStep(wrap_for_ranks(model, learned, device), modality, teacher, teacher_modality, terms,
-                      teacher_cache, device, schedule, state.balance, input_dropout)
+                      teacher_cache, device, schedule, state.balance, input_dropout, mixup)
     for epoch in range(state.epoch, schedule.epochs):
         if state.stop:  # a callback ended training (the health check's on_harm: stop)
             break
@@ -125,6 +131,7 @@ class _BatchStep:
     schedule: Schedule
     balance: TermBalance
     input_dropout: ModalityDropout | None = None
+    mixup: JointMixup | None = None
 
     def __call__(self, batch: dict, step: int) -> tuple[StepOutput, Tensor]:
         device, channels_last, cache = self.device, self.schedule.channels_last, self.teacher_cache
@@ -133,16 +140,22 @@ class _BatchStep:
         if self.input_dropout is not None:
             inputs = self.input_dropout(inputs, step)
         live_teacher = self.terms and cache is None
+        teacher_inputs = batch[self.teacher_modality] if live_teacher else None
+        mix = self.mixup.draw(len(labels), step) if self.mixup is not None else None
+        if mix is not None:  # one partner and one λ for the student's and the teacher's modality
+            inputs = mix.mix(inputs)
+            teacher_inputs = mix.mix(teacher_inputs) if teacher_inputs is not None else None
         with autocast(device, self.schedule.precision):
             out = distill_step(
                 self.forward,
                 to_device(inputs, device, channels_last),
                 labels,
                 self.teacher,
-                to_device(batch[self.teacher_modality], device, channels_last) if live_teacher else None,
+                to_device(teacher_inputs, device, channels_last) if teacher_inputs is not None else None,
                 self.terms,
                 cache.lookup(batch["index"], device, channels_last) if cache else None,
                 self.balance.weights,
+                mix,
             )
         return out, labels
 

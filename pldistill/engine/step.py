@@ -11,6 +11,7 @@ from torch import Tensor
 
 from ..terms import DistillTerm
 from ..models import TappedModel
+from .mixup import MixDraw, mixed_cross_entropy
 
 
 @dataclass
@@ -37,15 +38,19 @@ def distill_step(
     terms: Sequence[DistillTerm] = (),
     teacher_outputs: tuple[Tensor, list[Tensor]] | None = None,
     weights: Mapping[str, float] | None = None,
+    mix: MixDraw | None = None,
 ) -> StepOutput:
     """Forward the student (and the frozen teacher) and return the weighted loss terms.
 
     ``teacher_outputs`` (logits, tapped features), e.g. read from a teacher cache,
     replace the teacher's forward pass. ``weights`` (by term key) replace the
     terms' own, e.g. weights calibrated relative to CE (``engine/balance.py``).
+    ``mix`` is the joint mixup draw the inputs were mixed with (``engine/mixup.py``):
+    CE is then taken against the mixed labels.
     """
     logits, s_feats = student(inputs)
-    raw = {"ce": F.cross_entropy(logits.float(), labels)}
+    raw = {"ce": F.cross_entropy(logits.float(), labels) if mix is None
+           else mixed_cross_entropy(logits.float(), labels, mix)}
     if terms:
         if teacher_outputs is not None:
             t_logits, t_feats = teacher_outputs

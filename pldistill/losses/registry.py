@@ -45,6 +45,7 @@ class LossSpec:
     poolable: bool = False  # also defined on globally pooled embeddings (pool: true)
     spatial: bool = False  # needs (channels, height, width) maps
     needs_extent: bool = False  # a 1×1 map makes it constant (attention transfer)
+    needs_mixup: bool = False  # defined on jointly mixed samples: the recipe must set student.mixup (engine/mixup.py)
     params: type[LossParams] = LossParams
     symbols: dict[str, str] = field(default_factory=dict)  # params always shown in reports, by symbol (T for KD)
     weight_symbol: str | None = None  # the paper's name for the weight (γ for SP)

@@ -6,6 +6,7 @@ import torch
 
 from .. import distributed
 from ..engine import seed_everything
+from ..engine.mixup import JointMixup
 from ..terms import DistillTerm, build_terms
 from ..models import TappedModel, build_model, count_parameters
 from ..probe import AlignmentProbe
@@ -40,6 +41,10 @@ def _teacher_outputs(run: Run, teacher: TappedModel, signal: str):
     return outputs_cache(run, teacher, run.recipe.seed + 1) if run.recipe.distill.teacher_cache else None
 
 
+def _joint_mixup(alpha: float, seed: int) -> JointMixup | None:
+    return JointMixup(alpha, seed, distributed.rank()) if alpha else None
+
+
 def student_channels(run: Run, stage: int) -> int:
     """Channels of a student stage, from timm's feature_info on the meta device (no memory, no weights)."""
     spec = run.recipe.student
@@ -50,10 +55,11 @@ def student_channels(run: Run, stage: int) -> int:
 
 
 def train_student(run: Run, kind: str, teacher: TappedModel | None = None, losses=None, step: str = "",
-                  signal: str = "paired") -> dict:
+                  signal: str = "paired", mixup: float | None = None) -> dict:
     """Train a student from the shared initial weights: CE only when ``teacher`` is None.
 
-    ``losses`` defaults to the recipe's; a comparison passes each variant's.
+    ``losses`` defaults to the recipe's; a comparison passes each variant's (and its
+    ``mixup``, student.mixup's α, which defaults to the recipe's).
     ``signal`` (``controls.py``) may replace the teacher's outputs by their
     class means; shuffled pairing is ``run``'s training set's own doing.
     The stage is named ``student_<kind>`` in the run folder and the logs.
@@ -84,6 +90,8 @@ def train_student(run: Run, kind: str, teacher: TappedModel | None = None, losse
         weighted = " + ".join(f"{loss.name}×{loss.weight:g}" + (" (relative to CE)" if loss.relative else "")
                               for loss in losses)
         title = f"{step}{kind} student (CE + {weighted})"
+    if (spec.mixup if mixup is None else mixup):
+        title += f", joint mixup α={spec.mixup if mixup is None else mixup:g}"
     print(f"{title}: {spec.model} on {spec.modality!r}")
     result = run.fit(
         model, spec.modality, f"student_{kind}", r.schedule.epochs, r.seed + 1,
@@ -92,6 +100,7 @@ def train_student(run: Run, kind: str, teacher: TappedModel | None = None, losse
         terms=terms,
         teacher_cache=_teacher_outputs(run, teacher, signal) if terms else None,
         epoch_metrics=run.probe.measure if run.probe else None,
+        mixup=_joint_mixup(spec.mixup if mixup is None else mixup, r.seed + 1),
     )
     alignment = {k: v for k, v in result.history[-1].items() if k.startswith("align/")}
     if run.probe is not None and run.probe.snapshot is not None:
