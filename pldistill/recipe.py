@@ -135,8 +135,8 @@ class LossEntry(Section):
         if self.pool and not spec.poolable:
             raise ValueError(f"'pool' applies to {loss_names(lambda s: s.poolable)}; {self.name!r} needs "
                              + ("logits" if on_logits else "spatial maps"))
-        if on_logits and self.project:
-            raise ValueError(f"'project' applies to feature losses; {self.name!r} compares logits")
+        if spec.inputs != "features" and self.project:
+            raise ValueError(f"'project' applies to feature losses; {self.name!r} compares {spec.inputs}")
         if not on_logits and not self.pairs:
             raise ValueError(f"{self.name!r} needs at least one layer pair, e.g. pairs: [{{teacher: -1, student: -1}}]")
         if self.rebalance == "every_epoch" and not self.relative:

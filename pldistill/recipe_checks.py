@@ -47,8 +47,33 @@ def check_recipe(recipe, path: Path) -> None:
                     )
             if spec.spatial:
                 _check_spatial_pair(recipe, spec, pair, shapes, f"{where}.pairs.{j}")
-        if spec.inputs == "logits":
+        if spec.inputs in ("logits", "outputs"):
             _check_label_space(recipe, spec, where)
+        if spec.views is not None:
+            _check_views(recipe, spec, where)
+
+
+def _check_views(recipe, spec, where: str) -> None:
+    """A loss's batch views (SSKD's rotations) must apply to what the teacher and the student read."""
+    kinds = recipe.data.layout()[0]
+    for role in ("teacher", "student"):
+        modality = getattr(recipe, role).modality
+        kind = kinds[modality].kind
+        if kind not in spec.views.kinds:
+            raise RecipeError(
+                f"{where}: {spec.display} trains on {spec.views.name} of every sample, applied alike to the teacher's "
+                f"and the student's modality, but {role}.modality {modality!r} is a {kind} modality ({spec.views.why}); "
+                f"{spec.views.name} apply to {list(spec.views.kinds)} modalities; use another loss"
+            )
+    if recipe.distill.teacher_cache:
+        raise RecipeError(f"{where}: {spec.display} shows the teacher {spec.views.name} of each batch, which its "
+                          "cached outputs never saw; set distill.teacher_cache: false")
+    if recipe.student.mixup:
+        raise RecipeError(f"{where}: {spec.display}'s {spec.views.name} and student.mixup would both reshape each "
+                          "batch; use one of them (student.mixup: 0)")
+    others = {loss_spec(e.name).views.name for e in recipe.distill.losses if loss_spec(e.name).views is not None}
+    if len(others) > 1:
+        raise RecipeError(f"{where}: the losses ask for different batch views {sorted(others)}; use one of them")
 
 
 def _check_spatial_pair(recipe, spec, pair, shapes: dict, where: str) -> None:

@@ -12,6 +12,8 @@ from typing import Callable, Sequence
 
 from torch import Tensor
 
+from .losses.views import BatchViews
+
 from .losses.pooling import on_pooled
 from .losses.projector import StudentProjector
 from .losses.registry import loss_spec
@@ -30,6 +32,8 @@ class DistillTerm:
     on_logits: bool = False  # compare logits (KD) instead of tapped features
     relative: bool = False  # weight is a multiple of CE's gradient norm (engine/balance.py), not absolute
     rebalance: bool = False  # a relative weight set again every epoch (engine/balance.py), not only at the start
+    on_outputs: bool = False  # fn((t_logits, t_feat), (s_logits, s_feat), labels) on the expanded batch
+    views: BatchViews | None = None  # transformed copies of the batch this term needs (losses/views.py)
 
 
 @dataclass(frozen=True)
@@ -77,8 +81,10 @@ def build_terms(losses: Sequence, teacher_channels: Callable[[int], int],
                 fn, key = on_pooled(fn), key + "/pooled"
             if loss.project:  # outermost: the projector sees the student's map before pooling or gathering
                 fn, key = StudentProjector(fn, student_channels(pair.student)), key + "/projected"
+            spec = loss_spec(loss.name)
             terms.append(DistillTerm(key, fn, loss.weight, tap, tap, relative=loss.relative,
-                                     rebalance=loss.rebalance == "every_epoch"))
+                                     rebalance=loss.rebalance == "every_epoch", on_outputs=spec.inputs == "outputs",
+                                     views=spec.views))
             teacher_stages.append(pair.teacher)
             student_stages.append(pair.student)
             tap += 1

@@ -17,16 +17,37 @@ T_SHAPE, S_SHAPE, CLASSES = (6, 4, 4), (5, 2, 2), 7  # mismatched widths and siz
 
 def _entry(spec):
     raw = {"name": spec.name, "weight": 1.0}
-    if spec.inputs == "features":
+    if spec.inputs != "logits":
         raw["pairs"] = [{"teacher": 0, "student": 0}]
     return loss_entry(raw)
 
 
 def _loss(spec, dtype=torch.float32):
-    """The entry's function at its default parameters; learned parts sized for the shapes above."""
+    """The entry's function at its default parameters; learned parts sized for the shapes above.
+
+    A loss on whole outputs (SSKD) is called on features whose logits are a fixed linear map of them,
+    with labels, so every property below still tests it through its feature input.
+    """
     fn = loss_function(_entry(spec), lambda _: T_SHAPE[0], lambda _: S_SHAPE[0], _entry(spec).pairs[0]
-                       if spec.inputs == "features" else None)
-    return fn.to(dtype) if isinstance(fn, torch.nn.Module) else fn
+                       if spec.inputs != "logits" else None)
+    fn = fn.to(dtype) if isinstance(fn, torch.nn.Module) else fn
+    return _on_outputs(fn, spec) if spec.inputs == "outputs" else fn
+
+
+def _on_outputs(fn, spec):
+    g = torch.Generator().manual_seed(7)
+    w_t, w_s = torch.randn(T_SHAPE[0], CLASSES, generator=g), torch.randn(S_SHAPE[0], CLASSES, generator=g)
+    copies = spec.views.copies if spec.views is not None else 1
+
+    def logits(x, w):  # at least float32, like the losses' own arithmetic: bf16 features give exact logits
+        x = x if x.dtype == torch.float64 else x.float()
+        return x.mean((2, 3)) @ w.to(x.dtype)
+
+    def call(teacher, student):
+        labels = torch.arange(len(student) // copies) % CLASSES
+        return fn((logits(teacher, w_t), teacher), (logits(student, w_s), student), labels)
+
+    return call
 
 
 def _inputs(spec, b: int, dtype=torch.float32, seed: int = 0):

@@ -270,8 +270,9 @@ def test_shipped_comparisons_validate_every_variant():
         comparison, base, variants = load_comparison(path)
         assert set(variants) == set(comparison.variants)
         for name, v in variants.items():
-            control = comparison.variants[name].teacher_modality
-            assert v.data == base.data and v.student == base.student
+            control, mixup = comparison.variants[name].teacher_modality, comparison.variants[name].mixup
+            assert v.data == base.data
+            assert v.student == base.student.model_copy(update={"mixup": base.student.mixup if mixup is None else mixup})
             assert v.teacher == (base.teacher if control is None else base.teacher.model_copy(update={"modality": control}))
 
 

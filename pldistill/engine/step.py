@@ -48,17 +48,30 @@ def distill_step(
     ``mix`` is the joint mixup draw the inputs were mixed with (``engine/mixup.py``):
     CE is then taken against the mixed labels.
     """
-    logits, s_feats = student(inputs)
+    views = next((t.views for t in terms if t.views is not None), None)
+    if views is not None:  # e.g. rotations: the same transformed copies of both modalities (losses/views.py)
+        inputs = views.expand(inputs)
+        teacher_inputs = views.expand(teacher_inputs) if teacher_inputs is not None else None
+    all_logits, all_feats = student(inputs)
+    logits, s_feats = all_logits, all_feats
+    if views is not None:  # CE and every other term see the original samples only
+        logits, s_feats = views.originals(all_logits), [views.originals(f) for f in all_feats]
     raw = {"ce": F.cross_entropy(logits.float(), labels) if mix is None
            else mixed_cross_entropy(logits.float(), labels, mix)}
     if terms:
         if teacher_outputs is not None:
-            t_logits, t_feats = teacher_outputs
+            all_t_logits, all_t_feats = teacher_outputs
         else:
             with torch.no_grad():
-                t_logits, t_feats = teacher(teacher_inputs)
+                all_t_logits, all_t_feats = teacher(teacher_inputs)
+        t_logits, t_feats = all_t_logits, all_t_feats
+        if views is not None:
+            t_logits, t_feats = views.originals(all_t_logits), [views.originals(f) for f in all_t_feats]
         for term in terms:
-            if term.on_logits:
+            if term.on_outputs:
+                raw[term.key] = term.fn((all_t_logits, all_t_feats[term.teacher_tap]),
+                                        (all_logits, all_feats[term.student_tap]), labels)
+            elif term.on_logits:
                 raw[term.key] = term.fn(t_logits, logits)
             else:
                 raw[term.key] = term.fn(t_feats[term.teacher_tap], s_feats[term.student_tap])

@@ -17,6 +17,8 @@ from typing import Any, Callable, Literal
 from pydantic import BaseModel, ConfigDict
 from torch import Tensor, nn
 
+from .views import BatchViews
+
 
 class LossParams(BaseModel):
     """A loss's own recipe keys (beside name, weight, pairs, pool, scope); none by default."""
@@ -39,12 +41,15 @@ class LossSpec:
     citation: str
     fn: Callable[..., Tensor] | None = None
     learned: Callable[..., nn.Module] | None = None
-    inputs: Literal["features", "logits"] = "features"  # tapped stage outputs, or the classifier's logits
+    # tapped stage outputs, the classifier's logits, or both with the labels: fn((t_logits, t_feat),
+    # (s_logits, s_feat), labels) on one layer pair (SSKD)
+    inputs: Literal["features", "logits", "outputs"] = "features"
     relational: bool = False  # relates the samples of a batch: may run over the global batch (scope: global)
     min_batch: int = 1  # the smallest batch the loss is defined on
     poolable: bool = False  # also defined on globally pooled embeddings (pool: true)
     spatial: bool = False  # needs (channels, height, width) maps
     needs_extent: bool = False  # a 1×1 map makes it constant (attention transfer)
+    views: BatchViews | None = None  # transformed copies of each batch the trainer adds (losses/views.py)
     needs_mixup: bool = False  # defined on jointly mixed samples: the recipe must set student.mixup (engine/mixup.py)
     params: type[LossParams] = LossParams
     symbols: dict[str, str] = field(default_factory=dict)  # params always shown in reports, by symbol (T for KD)

@@ -41,6 +41,24 @@ def _teacher_outputs(run: Run, teacher: TappedModel, signal: str):
     return outputs_cache(run, teacher, run.recipe.seed + 1) if run.recipe.distill.teacher_cache else None
 
 
+def _fit_learned_parts_to_teacher(run: Run, teacher: TappedModel, terms: list[DistillTerm], step: str) -> None:
+    """Learned loss parts that read the frozen teacher (SSKD's teacher SS head) are fitted before the student trains."""
+    modality = run.recipe.teacher.modality
+    for term in terms:
+        fit_part = getattr(term.fn, "fit_to_teacher", None)
+        if fit_part is None:
+            continue
+        teacher.to(run.device).eval()
+        loader = run.data.train_loader([modality], run.recipe.seed + 2)
+
+        def features(x, tap=term.teacher_tap):
+            return teacher(x)[1][tap]
+
+        losses = fit_part(features, (batch[modality].to(run.device) for batch in loader), run.device)
+        print(f"{step}{term.key}: the teacher's part fitted on {modality!r} ({len(losses)} epochs, "
+              f"loss {losses[0]:.3f} → {losses[-1]:.3f})")
+
+
 def _joint_mixup(alpha: float, seed: int) -> JointMixup | None:
     return JointMixup(alpha, seed, distributed.rank()) if alpha else None
 
@@ -73,6 +91,7 @@ def train_student(run: Run, kind: str, teacher: TappedModel | None = None, losse
                             lambda stage: student_channels(run, stage))
         terms, student_stages = built.terms, built.student_stages
         teacher = run.tap(teacher.model, built.teacher_stages)
+        _fit_learned_parts_to_teacher(run, teacher, terms, step)
     if run.scratch_history is None and kind != "scratch":  # e.g. a resumed comparison, its scratch cell done
         scratch = run.folder.finished("student_scratch")
         run.scratch_history = scratch["result"]["history"] if scratch is not None else None
