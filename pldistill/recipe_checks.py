@@ -51,6 +51,9 @@ def check_recipe(recipe, path: Path) -> None:
             _check_label_space(recipe, spec, where)
         if spec.views is not None:
             _check_views(recipe, spec, where)
+        if spec.inputs == "privileged" and recipe.distill.teacher_cache:
+            raise RecipeError(f"{where}: {spec.phrase} reads the privileged input itself, which the teacher cache "
+                              "never loads; set distill.teacher_cache: false")
 
 
 def _check_views(recipe, spec, where: str) -> None:

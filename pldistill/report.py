@@ -26,6 +26,8 @@ def _describe(loss) -> str:
         weight = f"{loss.weight:g}× CE's gradient" + (", every epoch" if loss.rebalance == "every_epoch" else "")
     if not loss.pairs:
         return f"{spec.display} ({'; '.join([weight, *shown])})"
+    if spec.inputs == "privileged":  # no teacher stage: a student stage predicts the privileged input
+        return f"{spec.display} ({'; '.join([weight, *shown, 'from stages ' + ', '.join(f's{p.student}' for p in loss.pairs)])})"
     stages = ", ".join(f"t{p.teacher}↔s{p.student}" for p in loss.pairs) + (", pooled" if loss.pool else "") \
         + (", projected" if loss.project else "")
     stages += ", over the global batch" if loss.scope == "global" else ""

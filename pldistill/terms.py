@@ -29,10 +29,11 @@ class DistillTerm:
     weight: float
     teacher_tap: int
     student_tap: int
-    on_logits: bool = False  # compare logits (KD) instead of tapped features
+    # what fn compares (LossSpec.inputs): tapped features; logits (KD); whole outputs and the labels (SSKD);
+    # the privileged input itself, no teacher (an auxiliary target)
+    inputs: str = "features"
     relative: bool = False  # weight is a multiple of CE's gradient norm (engine/balance.py), not absolute
     rebalance: bool = False  # a relative weight set again every epoch (engine/balance.py), not only at the start
-    on_outputs: bool = False  # fn((t_logits, t_feat), (s_logits, s_feat), labels) on the expanded batch
     views: BatchViews | None = None  # transformed copies of the batch this term needs (losses/views.py)
 
 
@@ -46,20 +47,26 @@ class Terms:
 
 
 def loss_function(entry, teacher_channels: Callable[[int], int], student_channels: Callable[[int], int],
-                  pair=None) -> Callable[[Tensor, Tensor], Tensor]:
-    """The unweighted ``fn(teacher, student)`` of one recipe entry (on one layer pair for feature losses)."""
+                  pair=None, privileged_channels: Callable[[], int] | None = None) -> Callable[[Tensor, Tensor], Tensor]:
+    """The unweighted ``fn(teacher, student)`` of one recipe entry (on one layer pair for feature losses).
+
+    A loss on the privileged input (no teacher) is sized by ``privileged_channels()``, the input's channels.
+    """
     spec, params = loss_spec(entry.name), entry.params()
     if spec.learned is not None:
-        return spec.learned(student_channels(pair.student), teacher_channels(pair.teacher), **params)
+        other = (privileged_channels() if spec.inputs == "privileged" and privileged_channels is not None
+                 else teacher_channels(pair.teacher))
+        return spec.learned(student_channels(pair.student), other, **params)
     return functools.partial(spec.fn, **params) if params else spec.fn
 
 
 def build_terms(losses: Sequence, teacher_channels: Callable[[int], int],
-                student_channels: Callable[[int], int]) -> Terms:
+                student_channels: Callable[[int], int], privileged_channels: Callable[[], int] | None = None) -> Terms:
     """One term per (loss, layer pair), plus one per logit loss.
 
     ``*_channels(stage)`` give a stage's channel count, for losses with learned
-    parts (a FitNets regressor is sized student → teacher channels).
+    parts (a FitNets regressor is sized student → teacher channels); ``privileged_channels()``
+    the privileged input's, for a decoder that predicts it.
     """
     terms: list[DistillTerm] = []
     teacher_stages: list[int] = []
@@ -70,11 +77,11 @@ def build_terms(losses: Sequence, teacher_channels: Callable[[int], int],
             fn, key = loss_function(loss, teacher_channels, student_channels), loss.name
             if loss.scope == "global":  # a relational loss on logits (DIST) over the global batch
                 fn, key = across_ranks(fn), key + "/global"
-            terms.append(DistillTerm(key, fn, loss.weight, -1, -1, on_logits=True, relative=loss.relative,
+            terms.append(DistillTerm(key, fn, loss.weight, -1, -1, inputs="logits", relative=loss.relative,
                                      rebalance=loss.rebalance == "every_epoch"))
         for pair in loss.pairs:
             key = f"{loss.name}/t{pair.teacher}-s{pair.student}"
-            fn = loss_function(loss, teacher_channels, student_channels, pair)
+            fn = loss_function(loss, teacher_channels, student_channels, pair, privileged_channels)
             if loss.scope == "global":  # pooled first (below), then gathered: less to send
                 fn, key = across_ranks(fn), key + "/global"
             if loss.pool:
@@ -83,7 +90,7 @@ def build_terms(losses: Sequence, teacher_channels: Callable[[int], int],
                 fn, key = StudentProjector(fn, student_channels(pair.student)), key + "/projected"
             spec = loss_spec(loss.name)
             terms.append(DistillTerm(key, fn, loss.weight, tap, tap, relative=loss.relative,
-                                     rebalance=loss.rebalance == "every_epoch", on_outputs=spec.inputs == "outputs",
+                                     rebalance=loss.rebalance == "every_epoch", inputs=spec.inputs,
                                      views=spec.views))
             teacher_stages.append(pair.teacher)
             student_stages.append(pair.student)

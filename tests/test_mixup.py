@@ -83,7 +83,7 @@ def test_fit_mixes_the_teachers_input_with_the_students_partner_and_lambda():
     loader = torch.utils.data.DataLoader(data, batch_size=8, drop_last=True)
     fit(student, "rgb", loader, loader, schedule=Schedule(epochs=1, lr=1e-3, weight_decay=0.0),
         device=torch.device("cpu"), teacher=teacher, teacher_modality="depth",
-        terms=[DistillTerm("stkd", stkd_loss, 1.0, -1, -1, on_logits=True)], mixup=JointMixup(1.0, seed=0))
+        terms=[DistillTerm("stkd", stkd_loss, 1.0, -1, -1, inputs="logits")], mixup=JointMixup(1.0, seed=0))
     trained = [x for training, x in seen["student"] if training]
     assert len(trained) == len(seen["teacher"]) == 4
     originals = data.rgb.flatten(1)

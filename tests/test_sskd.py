@@ -116,7 +116,7 @@ def test_distill_step_rotates_both_modalities_and_gives_ce_the_originals_only():
     entry = loss_entry({"name": "sskd", "weight": 1.0, "pairs": [{"teacher": -1, "student": -1}]})
     terms = build_terms([entry], lambda s: teacher.model.feature_info[s]["num_chs"],
                         lambda s: student.model.feature_info[s]["num_chs"]).terms
-    assert terms[0].on_outputs and terms[0].views is ROTATIONS
+    assert terms[0].inputs == "outputs" and terms[0].views is ROTATIONS
     x_s, x_t, y = torch.randn(4, 3, 16, 16), torch.randn(4, 1, 16, 16), torch.tensor([0, 1, 2, 0])
     out = distill_step(student, x_s, y, teacher, x_t, terms)
     torch.testing.assert_close(seen[0], rotations(x_t))  # the teacher saw the same rotations of its own modality

@@ -53,7 +53,7 @@ def test_kd_term_compares_teacher_and_student_logits():
     teacher.eval()
     student.eval()  # deterministic forward so the term can be recomputed
     x_s, x_t, y = torch.randn(4, 3, 32, 32), torch.randn(4, 1, 32, 32), torch.randint(0, 3, (4,))
-    term = DistillTerm("kd", partial(kd_loss, temperature=3.0), 0.5, -1, -1, on_logits=True)
+    term = DistillTerm("kd", partial(kd_loss, temperature=3.0), 0.5, -1, -1, inputs="logits")
     out = distill_step(student, x_s, y, teacher, x_t, [term])
     with torch.no_grad():
         expected = 0.5 * kd_loss(teacher(x_t)[0], student(x_s)[0], temperature=3.0)

@@ -58,7 +58,7 @@ def distill_step(
         logits, s_feats = views.originals(all_logits), [views.originals(f) for f in all_feats]
     raw = {"ce": F.cross_entropy(logits.float(), labels) if mix is None
            else mixed_cross_entropy(logits.float(), labels, mix)}
-    if terms:
+    if any(term.inputs != "privileged" for term in terms):  # an auxiliary target needs no teacher
         if teacher_outputs is not None:
             all_t_logits, all_t_feats = teacher_outputs
         else:
@@ -67,13 +67,19 @@ def distill_step(
         t_logits, t_feats = all_t_logits, all_t_feats
         if views is not None:
             t_logits, t_feats = views.originals(all_t_logits), [views.originals(f) for f in all_t_feats]
-        for term in terms:
-            if term.on_outputs:
-                raw[term.key] = term.fn((all_t_logits, all_t_feats[term.teacher_tap]),
-                                        (all_logits, all_feats[term.student_tap]), labels)
-            elif term.on_logits:
-                raw[term.key] = term.fn(t_logits, logits)
-            else:
-                raw[term.key] = term.fn(t_feats[term.teacher_tap], s_feats[term.student_tap])
+    for term in terms:
+        if term.inputs == "privileged":
+            if teacher_inputs is None:
+                raise ValueError(f"{term.key} predicts the privileged input, which this step was not given (a teacher "
+                                 "cache or class-mean teacher replaces it); train with the live privileged input")
+            privileged = views.originals(teacher_inputs) if views is not None else teacher_inputs
+            raw[term.key] = term.fn(privileged, s_feats[term.student_tap])
+        elif term.inputs == "outputs":
+            raw[term.key] = term.fn((all_t_logits, all_t_feats[term.teacher_tap]),
+                                    (all_logits, all_feats[term.student_tap]), labels)
+        elif term.inputs == "logits":
+            raw[term.key] = term.fn(t_logits, logits)
+        else:
+            raw[term.key] = term.fn(t_feats[term.teacher_tap], s_feats[term.student_tap])
     return StepOutput(raw["ce"], logits, {"ce": raw["ce"]}, raw).reweighed(
         {t.key: t.weight for t in terms} if weights is None else weights)

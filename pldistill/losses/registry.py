@@ -42,8 +42,9 @@ class LossSpec:
     fn: Callable[..., Tensor] | None = None
     learned: Callable[..., nn.Module] | None = None
     # tapped stage outputs, the classifier's logits, or both with the labels: fn((t_logits, t_feat),
-    # (s_logits, s_feat), labels) on one layer pair (SSKD)
-    inputs: Literal["features", "logits", "outputs"] = "features"
+    # (s_logits, s_feat), labels) on one layer pair (SSKD); or the privileged input itself against a student
+    # stage, no teacher (fn(x_privileged, s_feat): an auxiliary target)
+    inputs: Literal["features", "logits", "outputs", "privileged"] = "features"
     relational: bool = False  # relates the samples of a batch: may run over the global batch (scope: global)
     min_batch: int = 1  # the smallest batch the loss is defined on
     poolable: bool = False  # also defined on globally pooled embeddings (pool: true)

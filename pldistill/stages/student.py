@@ -88,7 +88,8 @@ def train_student(run: Run, kind: str, teacher: TappedModel | None = None, losse
     student_stages: list[int] = []
     if teacher is not None:
         built = build_terms(losses, lambda stage: teacher.model.feature_info[stage]["num_chs"],
-                            lambda stage: student_channels(run, stage))
+                            lambda stage: student_channels(run, stage),
+                            lambda: r.data.channels(r.teacher.modality))
         terms, student_stages = built.terms, built.student_stages
         teacher = run.tap(teacher.model, built.teacher_stages)
         _fit_learned_parts_to_teacher(run, teacher, terms, step)
