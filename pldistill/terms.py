@@ -12,7 +12,7 @@ from typing import Callable, Sequence
 
 from torch import Tensor
 
-from .losses.views import BatchViews
+from .losses.batch_views import BatchViews
 
 from .losses.pooling import on_pooled
 from .losses.projector import StudentProjector
@@ -34,7 +34,7 @@ class DistillTerm:
     inputs: str = "features"
     relative: bool = False  # weight is a multiple of CE's gradient norm (engine/balance.py), not absolute
     rebalance: bool = False  # a relative weight set again every epoch (engine/balance.py), not only at the start
-    views: BatchViews | None = None  # transformed copies of the batch this term needs (losses/views.py)
+    views: BatchViews | None = None  # transformed copies of the batch this term needs (losses/batch_views.py)
 
 
 @dataclass(frozen=True)

@@ -49,7 +49,7 @@ def distill_step(
     CE is then taken against the mixed labels.
     """
     views = next((t.views for t in terms if t.views is not None), None)
-    if views is not None:  # e.g. rotations: the same transformed copies of both modalities (losses/views.py)
+    if views is not None:  # e.g. rotations: the same transformed copies of both modalities (losses/batch_views.py)
         inputs = views.expand(inputs)
         teacher_inputs = views.expand(teacher_inputs) if teacher_inputs is not None else None
     all_logits, all_feats = student(inputs)

@@ -17,7 +17,7 @@ from typing import Any, Callable, Literal
 from pydantic import BaseModel, ConfigDict
 from torch import Tensor, nn
 
-from .views import BatchViews
+from .batch_views import BatchViews
 
 
 class LossParams(BaseModel):
@@ -50,7 +50,7 @@ class LossSpec:
     poolable: bool = False  # also defined on globally pooled embeddings (pool: true)
     spatial: bool = False  # needs (channels, height, width) maps
     needs_extent: bool = False  # a 1×1 map makes it constant (attention transfer)
-    views: BatchViews | None = None  # transformed copies of each batch the trainer adds (losses/views.py)
+    views: BatchViews | None = None  # transformed copies of each batch the trainer adds (losses/batch_views.py)
     needs_mixup: bool = False  # defined on jointly mixed samples: the recipe must set student.mixup (engine/mixup.py)
     params: type[LossParams] = LossParams
     symbols: dict[str, str] = field(default_factory=dict)  # params always shown in reports, by symbol (T for KD)

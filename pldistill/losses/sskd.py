@@ -42,7 +42,7 @@ from torch import Tensor, nn
 from .pooling import global_pool
 from .precision import at_least_float32
 from .registry import LossParams, LossSpec, register_loss
-from .views import BatchViews
+from .batch_views import BatchViews
 
 __all__ = ["ROTATIONS", "SSKD", "keep_by_rank", "rotations", "sskd_loss", "target_rank"]
 
