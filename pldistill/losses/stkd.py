@@ -25,15 +25,15 @@ from __future__ import annotations
 from pydantic import Field
 from torch import Tensor
 
-from .kd import kd_loss
 from .registry import LossParams, LossSpec, register_loss
+from .tempered import tempered_kl
 
 __all__ = ["stkd_loss"]
 
 
 def stkd_loss(teacher_logits: Tensor, student_logits: Tensor, temperature: float = 4.0) -> Tensor:
-    """T² · KL between the teacher's and the student's tempered predictions on the same mixed samples: KD's."""
-    return kd_loss(teacher_logits, student_logits, temperature)
+    """T² · KL between the teacher's and the student's tempered predictions on the same mixed samples."""
+    return tempered_kl(teacher_logits, student_logits, temperature, "STKD")
 
 
 class STKDParams(LossParams):
