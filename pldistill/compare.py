@@ -129,10 +129,14 @@ def load_comparison(path: str | Path, overrides: list[str] | tuple = ()) -> tupl
     return comparison, base, variants
 
 
+# loss-entry keys added after comparison folders were first written, with their defaults
+_LATER_KEYS = {"rebalance": "once", "project": False, "warmup_epochs": 0.0}
+
+
 def _spec(row: Variant, recipe: Recipe) -> list | dict:
     """What a row's cells were trained with: a changed row is never resumed into old cells."""
     # keys added later are left out at their default, so older folders' rows still resume
-    losses = [loss.model_dump(mode="json", exclude={"rebalance"} if loss.rebalance == "once" else None)
+    losses = [loss.model_dump(mode="json", exclude={k for k, v in _LATER_KEYS.items() if getattr(loss, k) == v})
               for loss in recipe.distill.losses]
     if row.teacher_modality is None and row.teacher_signal == "paired" and row.mixup is None:
         return losses  # the form older folders recorded

@@ -105,6 +105,11 @@ class LossEntry(Section):
         "or set again on every epoch's first distill.probe_steps batches, holding the term at its multiple of "
         "CE's gradient as CE's gradient shrinks (every_epoch)"
     )
+    warmup_epochs: float = Field(
+        0.0, ge=0, description="the weight ramps linearly from 0 to its full value over this many epochs (as DKD's "
+        "warm-up), so a student that starts at chance learns its labels before the term steers it; 0: full weight "
+        "from the first step"
+    )
     pairs: list[LayerPair] | Literal["auto"] = Field(
         default_factory=list, description="layer pairs, or 'auto': 3 pairs spread by relative depth"
     )

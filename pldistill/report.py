@@ -24,6 +24,8 @@ def _describe(loss) -> str:
     weight = f"{spec.weight_symbol}={loss.weight:g}" if spec.weight_symbol else f"weight {loss.weight:g}"
     if loss.relative:
         weight = f"{loss.weight:g}× CE's gradient" + (", every epoch" if loss.rebalance == "every_epoch" else "")
+    if loss.warmup_epochs:
+        weight += f", warmed up over {loss.warmup_epochs:g} epochs"
     if not loss.pairs:
         return f"{spec.display} ({'; '.join([weight, *shown])})"
     if spec.inputs == "privileged":  # no teacher stage: a student stage predicts the privileged input

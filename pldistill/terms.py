@@ -34,6 +34,7 @@ class DistillTerm:
     inputs: str = "features"
     relative: bool = False  # weight is a multiple of CE's gradient norm (engine/balance.py), not absolute
     rebalance: bool = False  # a relative weight set again every epoch (engine/balance.py), not only at the start
+    warmup_epochs: float = 0.0  # the weight ramps linearly from 0 over these epochs (engine/balance.py)
     views: BatchViews | None = None  # transformed copies of the batch this term needs (losses/batch_views.py)
 
 
@@ -78,7 +79,7 @@ def build_terms(losses: Sequence, teacher_channels: Callable[[int], int],
             if loss.scope == "global":  # a relational loss on logits (DIST) over the global batch
                 fn, key = across_ranks(fn), key + "/global"
             terms.append(DistillTerm(key, fn, loss.weight, -1, -1, inputs="logits", relative=loss.relative,
-                                     rebalance=loss.rebalance == "every_epoch"))
+                                     rebalance=loss.rebalance == "every_epoch", warmup_epochs=loss.warmup_epochs))
         for pair in loss.pairs:
             key = f"{loss.name}/t{pair.teacher}-s{pair.student}"
             fn = loss_function(loss, teacher_channels, student_channels, pair, privileged_channels)
@@ -91,7 +92,7 @@ def build_terms(losses: Sequence, teacher_channels: Callable[[int], int],
             spec = loss_spec(loss.name)
             terms.append(DistillTerm(key, fn, loss.weight, tap, tap, relative=loss.relative,
                                      rebalance=loss.rebalance == "every_epoch", inputs=spec.inputs,
-                                     views=spec.views))
+                                     views=spec.views, warmup_epochs=loss.warmup_epochs))
             teacher_stages.append(pair.teacher)
             student_stages.append(pair.student)
             tap += 1

@@ -235,3 +235,52 @@ def test_a_recipe_rebalances_a_relative_weight_every_epoch_and_refuses_it_on_an_
     assert "1× CE's gradient, every epoch" in describe_losses([entry])
     with pytest.raises(ValidationError, match="add 'relative: true'"):
         loss_entry({"name": "sp", "weight": 3000, "rebalance": "every_epoch", "pairs": [{"teacher": -1, "student": -1}]})
+
+
+def test_a_warming_term_ramps_linearly_from_zero_by_hand_and_its_calibration_is_unchanged():
+    theta = nn.Parameter(torch.tensor(0.0))
+    terms = [DistillTerm("t", None, 1.0, 0, 0, relative=True, warmup_epochs=2),
+             DistillTerm("a", None, 6.0, 0, 0, warmup_epochs=0.5), DistillTerm("b", None, 3.0, 0, 0)]
+    balance = TermBalance(terms, steps=1, steps_per_epoch=4)  # warm-ups of 8 and 2 steps
+    out = balance.observe(_out({"ce": 2 * theta, "t": 4 * theta, "a": theta, "b": theta}), [theta])
+    assert balance.full == {"t": pytest.approx(0.5), "a": 6.0, "b": 3.0}  # r · 2 / 4, as without a warm-up
+    assert balance.weights == {"t": 0.0, "a": 0.0, "b": 3.0}  # step 0: only the term without a warm-up counts
+    torch.testing.assert_close(out.terms["t"], torch.tensor(0.0))
+    balance.at_step(1)
+    assert balance.weights == {"t": pytest.approx(0.5 / 8), "a": pytest.approx(3.0), "b": 3.0}
+    balance.at_step(4)
+    assert balance.weights == {"t": pytest.approx(0.25), "a": 6.0, "b": 3.0}  # "a" is past its warm-up
+    balance.at_step(100)
+    assert balance.weights == {"t": pytest.approx(0.5), "a": 6.0, "b": 3.0}
+    assert balance.ratios() == {"t": pytest.approx(1.0), "a": pytest.approx(3.0), "b": pytest.approx(1.5)}
+
+
+def test_a_warm_up_trains_the_first_step_on_ce_alone_and_records_the_ramped_weight():
+    loader = torch.utils.data.DataLoader(RandomPairs(), batch_size=8, drop_last=True)
+    steps = len(loader)
+    schedule = Schedule(epochs=1, lr=3e-3, weight_decay=0.0)
+
+    def first_step(terms):  # one step of training
+        teacher, student = _models()
+        one = torch.utils.data.DataLoader(RandomPairs(n=8), batch_size=8)
+        fit(student, "rgb", one, one, schedule=schedule, device=torch.device("cpu"), teacher=teacher,
+            teacher_modality="depth", terms=terms)
+        return student
+
+    warming = first_step([DistillTerm("sp", sp_loss, 100.0, 0, 0, warmup_epochs=1)])
+    alone = first_step([])
+    plain = first_step([DistillTerm("sp", sp_loss, 100.0, 0, 0)])
+    for p, q, r in zip(warming.parameters(), alone.parameters(), plain.parameters()):
+        torch.testing.assert_close(p, q, rtol=0, atol=0)
+    assert any(not torch.equal(p, r) for p, r in zip(warming.parameters(), plain.parameters()))
+    _, result = _fit(DistillTerm("sp", sp_loss, 100.0, 0, 0, warmup_epochs=2), calibration_steps=1)
+    # the last step of epoch 1 is step steps − 1 of a 2·steps ramp; epoch 2 ends at step 2·steps − 1
+    assert result.history[0]["weight/sp"] == pytest.approx(100.0 * (steps - 1) / (2 * steps))
+    assert result.history[1]["weight/sp"] == pytest.approx(100.0 * (2 * steps - 1) / (2 * steps))
+    assert result.history[0]["grad_ratio/sp"] > 0  # the full weight's ratio, measured as always
+
+
+def test_a_recipe_warms_a_term_up_and_the_tables_say_so():
+    entry = loss_entry({"name": "sp", "weight": 1.0, "relative": True, "warmup_epochs": 4,
+                        "pairs": [{"teacher": -1, "student": -1}]})
+    assert "1× CE's gradient, warmed up over 4 epochs" in describe_losses([entry])

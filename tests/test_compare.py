@@ -156,3 +156,20 @@ def test_a_base_without_a_top_level_test_count_gets_its_table_and_resumes_to_it(
     (run_dir / "comparison.md").unlink()  # as if the last call died while writing its table
     assert main(["compare", str(tmp_path / "cmp.yaml"), "--resume", str(run_dir), "--quiet"]) == 0
     assert (run_dir / "comparison.md").read_text() == table  # nothing retrained, the same table
+
+
+def test_rows_recorded_before_later_loss_keys_existed_still_match_and_a_set_key_does_not(tmp_path):
+    from pldistill.compare import _spec, load_comparison
+
+    (tmp_path / "base.yaml").write_text(yaml.safe_dump(BASE))
+    variants = {"sp": [{"name": "sp", "weight": 3000.0, "pairs": [{"teacher": -1, "student": -1}]}],
+                "sp-warm": [{"name": "sp", "weight": 3000.0, "warmup_epochs": 2,
+                             "pairs": [{"teacher": -1, "student": -1}]}]}
+    (tmp_path / "cmp.yaml").write_text(yaml.safe_dump({**COMPARISON, "variants": variants}))
+    comparison, _, recipes = load_comparison(tmp_path / "cmp.yaml")
+    # what a folder written on 2026-12-02 recorded for the row (no project, rebalance or warmup_epochs keys)
+    recorded = [{"name": "sp", "weight": 3000.0, "relative": False, "pairs": [{"teacher": -1, "student": -1}],
+                 "pool": False, "scope": "local"}]
+    assert _spec(comparison.variants["sp"], recipes["sp"]) == recorded
+    warm = _spec(comparison.variants["sp-warm"], recipes["sp-warm"])
+    assert warm != recorded and warm[0]["warmup_epochs"] == 2

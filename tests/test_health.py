@@ -72,7 +72,7 @@ def test_on_harm_lower_scales_every_weight_and_a_resumed_stage_does_not_lower_tw
     HealthCheck(policy, None).on_epoch_end(state, _record(1, 1.0, 0.4, {"sp": 36.0}, sp=35.0))
     assert state.balance.weights["sp"] == pytest.approx(300.0) and "×0.1 from here" in state.health[0]["message"]
     resumed = _state(terms)
-    resumed.balance.weights["sp"] = 300.0  # restored from the progress file
+    resumed.balance.full["sp"] = 300.0  # restored from the progress file
     resumed.history = [_record(1, 1.0, 0.4, {"sp": 36.0}, sp=35.0), _record(2, 1.0, 0.4, {"sp": 3.6}, sp=3.5)]
     HealthCheck(policy, None).on_epoch_end(resumed, resumed.history[-1])
     assert resumed.balance.weights["sp"] == 300.0 and [f["epoch"] for f in resumed.health] == [1]

@@ -26,6 +26,12 @@ weights of those relative terms are set again from those P steps,
 
 which holds the term at r× CE for the whole run instead of only at its start.
 
+A term may also *warm up* (a loss entry's ``warmup_epochs``): its weight is
+multiplied by min(1, t / T_k), t the training step and T_k its warm-up in
+steps, as DKD (Zhao et al., CVPR 2022, §3.3) ramps its weight over the first
+epochs. A student that starts at chance learns its labels first; the term
+then joins gradually instead of steering the first steps (docs/weights.md).
+
 The measurement reuses the step's own forward pass (one extra backward per
 term and CE, S + P·(epochs − 1) times); it changes no parameter and draws no
 random number, so a run with absolute weights trains exactly as it would
@@ -54,10 +60,12 @@ def gradient_norm(value: Tensor, params: Sequence[nn.Parameter]) -> float:
 class TermBalance:
     """The weights the loop uses, calibrated on the first steps for relative terms and measured for all."""
 
-    def __init__(self, terms: Sequence[DistillTerm], steps: int, probe_steps: int = 0):
+    def __init__(self, terms: Sequence[DistillTerm], steps: int, probe_steps: int = 0, steps_per_epoch: int = 1):
         self.relative = {t.key: t.weight for t in terms if t.relative}  # key → r
         # relative terms weigh 0 (CE alone) until a step has measured them: the first step, unless it is not finite
-        self.weights = {t.key: 0.0 if t.relative else t.weight for t in terms}
+        self.full = {t.key: 0.0 if t.relative else t.weight for t in terms}  # before any warm-up ramp
+        self.warmup = {t.key: t.warmup_epochs * steps_per_epoch for t in terms if t.warmup_epochs > 0}  # in steps
+        self.step = 0  # the training step the next weights are for (``at_step``)
         self.steps, self.probe_steps = steps, probe_steps
         self.rebalanced = [t.key for t in terms if t.relative and t.rebalance]  # set again every epoch
         self.grad_sums = {"ce": 0.0, **{t.key: 0.0 for t in terms}}  # unweighted gradient norms, summed
@@ -65,7 +73,16 @@ class TermBalance:
         self.epoch_sums: dict[str, float] = {}  # this epoch's probe steps, likewise (after calibration)
         self.epoch_seen = 0
         self.epoch_ratios: dict[str, float] = {}  # weighted ratios on this epoch's probe steps, before any reset
-        self.calibrated = dict(self.weights)  # the weights the calibration steps set (what ratios() reports)
+        self.calibrated = dict(self.full)  # the weights the calibration steps set (what ratios() reports)
+
+    @property
+    def weights(self) -> dict[str, float]:
+        """The weights this step trains with: the full weights, times each warming term's ramp."""
+        return {k: w * min(1.0, self.step / self.warmup[k]) if k in self.warmup else w for k, w in self.full.items()}
+
+    def at_step(self, step: int) -> None:
+        """The loop's next step (the warm-up ramps read it)."""
+        self.step = step
 
     @property
     def calibrating(self) -> bool:
@@ -106,8 +123,8 @@ class TermBalance:
                     f"{k}: no finite gradient of it or of CE reached the student in the first {self.seen} step(s), "
                     "so a weight relative to CE cannot be set; give this loss an absolute weight (relative: false)"
                 )
-            self.weights[k] = r * self.grad_sums["ce"] / self.grad_sums[k]
-        self.calibrated = dict(self.weights)
+            self.full[k] = r * self.grad_sums["ce"] / self.grad_sums[k]
+        self.calibrated = dict(self.full)
         return out.reweighed(self.weights) if self.relative else out
 
     def _probe(self, out: StepOutput, params: Sequence[nn.Parameter]) -> StepOutput:
@@ -122,10 +139,11 @@ class TermBalance:
         if self.epoch_seen < self.probe_steps or self.epoch_sums["ce"] == 0:
             return out
         ce = self.epoch_sums["ce"]
-        self.epoch_ratios = {k: self.weights[k] * g / ce for k, g in self.epoch_sums.items() if k != "ce"}
+        weights = self.weights
+        self.epoch_ratios = {k: weights[k] * g / ce for k, g in self.epoch_sums.items() if k != "ce"}
         for k in self.rebalanced:
             if self.epoch_sums[k] > 0:
-                self.weights[k] = self.relative[k] * ce / self.epoch_sums[k]
+                self.full[k] = self.relative[k] * ce / self.epoch_sums[k]
         return out.reweighed(self.weights) if self.rebalanced else out  # this step trains with the new weights
 
     def ratios(self) -> dict[str, float]:
@@ -140,7 +158,7 @@ class TermBalance:
 
         A relative term's r is scaled too, so that rebalancing every epoch keeps the lowered strength.
         """
-        self.weights = {k: w * factor for k, w in self.weights.items()}
+        self.full = {k: w * factor for k, w in self.full.items()}
         self.relative = {k: r * factor for k, r in self.relative.items()}
 
     def epoch_metrics(self) -> dict[str, float]:
@@ -151,15 +169,15 @@ class TermBalance:
         return record
 
     def state_dict(self) -> dict:
-        return {"weights": dict(self.weights), "grad_sums": dict(self.grad_sums), "seen": self.seen,
+        return {"weights": dict(self.full), "grad_sums": dict(self.grad_sums), "seen": self.seen,
                 "relative": dict(self.relative), "calibrated": dict(self.calibrated)}
 
     def load_state_dict(self, state: dict) -> None:
-        self.weights = dict(state["weights"])
+        self.full = dict(state["weights"])
         self.grad_sums = dict(state["grad_sums"])
         self.seen = int(state["seen"])
         self.relative = dict(state.get("relative", self.relative))  # older files: r was never lowered
-        self.calibrated = dict(state.get("calibrated", self.weights))
+        self.calibrated = dict(state.get("calibrated", self.full))
 
 
 def term_weights(record: dict) -> dict[str, dict[str, float | None]]:

@@ -84,7 +84,7 @@ def fit(
     learned = _place(model, teacher, terms, device, schedule.channels_last)
     optimisation = build_optimisation(nn.ModuleList([model, learned]), schedule, len(train_loader), device)
     state = TrainState(name, schedule.epochs, model, learned, optimisation, train_loader,
-                       balance=TermBalance(terms, calibration_steps, probe_steps))
+                       balance=TermBalance(terms, calibration_steps, probe_steps, len(train_loader)))
     for callback in callbacks:
         callback.on_fit_start(state)  # e.g. resume: before DDP copies rank 0's weights
     step = _BatchStep(wrap_for_ranks(model, learned, device), modality, teacher, teacher_modality, terms,
@@ -173,6 +173,7 @@ def _train_epoch(state: TrainState, step: _BatchStep, callbacks: Sequence[Callba
     params = [p for p in state.model.parameters() if p.requires_grad]
     state.balance.start_epoch()
     for batch in bar:
+        state.balance.at_step(state.step)
         out, labels = step(batch, state.step)
         out = state.balance.observe(out, params)
         for callback in callbacks:
