@@ -60,7 +60,8 @@ def _compare(args: argparse.Namespace) -> int:
     from .compare import run_comparison
 
     run_dir, _ = run_comparison(args.file, runs_dir=args.runs_dir, resume=args.resume,
-                                seeds=args.seeds, progress=not args.quiet, overrides=args.overrides)
+                                seeds=args.seeds, progress=not args.quiet, overrides=args.overrides,
+                                only=args.rows)
     print()
     print((run_dir / "comparison.md").read_text())
     print(f"comparison folder: {run_dir} (plot: {run_dir / 'comparison.png'})")
@@ -229,6 +230,9 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--seeds", type=int, nargs="+", default=None, help="override the file's seeds")
     compare.add_argument("--resume", type=Path, default=None,
                          help="an interrupted comparison folder: train only the missing rows")
+    compare.add_argument("--rows", nargs="+", default=None, metavar="ROW",
+                         help="train only these variants in this call (with the scratch student and the teachers "
+                              "they need); the table still shows every row trained so far")
     compare.add_argument("--runs-dir", type=Path, default=None, help="where the folder goes (default: the base recipe's)")
     compare.add_argument("--quiet", action="store_true", help="no progress output")
     compare.set_defaults(func=_compare)

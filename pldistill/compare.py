@@ -60,6 +60,9 @@ class Variant(Section):
         "paired", description="paired: the recipe's pairing; shuffled: the teacher reads another training sample of "
         "the same class; class_mean: the teacher's outputs are their per-class means (stages/controls.py)"
     )
+    health: dict[str, Any] | None = Field(
+        None, description="distill.health keys for this row (e.g. {on_harm: lower}), over the base recipe's"
+    )
 
 
 class Comparison(Section):
@@ -115,7 +118,10 @@ def load_comparison(path: str | Path, overrides: list[str] | tuple = ()) -> tupl
     base = parse_recipe(base_raw, base_path, sources)
     variants = {}
     for name, row in comparison.variants.items():
-        raw_variant = {**base_raw, "distill": {"losses": [loss.model_dump() for loss in row.losses]}}
+        distill = {**base_raw.get("distill", {}), "losses": [loss.model_dump() for loss in row.losses]}
+        if row.health is not None:
+            distill["health"] = {**distill.get("health", {}), **row.health}
+        raw_variant = {**base_raw, "distill": distill}
         if row.teacher_modality is not None:
             raw_variant["teacher"] = {**base_raw["teacher"], "modality": row.teacher_modality}
         if row.mixup is not None:
@@ -138,10 +144,11 @@ def _spec(row: Variant, recipe: Recipe) -> list | dict:
     # keys added later are left out at their default, so older folders' rows still resume
     losses = [loss.model_dump(mode="json", exclude={k for k, v in _LATER_KEYS.items() if getattr(loss, k) == v})
               for loss in recipe.distill.losses]
-    if row.teacher_modality is None and row.teacher_signal == "paired" and row.mixup is None:
+    if row.teacher_modality is None and row.teacher_signal == "paired" and row.mixup is None and row.health is None:
         return losses  # the form older folders recorded
     spec = {"losses": losses, "teacher_modality": row.teacher_modality, "teacher_signal": row.teacher_signal}
-    return spec if row.mixup is None else {**spec, "mixup": row.mixup}
+    spec = spec if row.mixup is None else {**spec, "mixup": row.mixup}
+    return spec if row.health is None else {**spec, "health": recipe.distill.health.model_dump(mode="json")}
 
 
 def controlled_gains(cells: list[dict], comparison: "Comparison") -> list[dict]:
@@ -262,8 +269,12 @@ def run_comparison(
     seeds: list[int] | None = None,
     progress: bool = True,
     overrides: list[str] | tuple = (),
+    only: list[str] | None = None,
 ) -> tuple[Path, list[dict]]:
-    """Train every (seed, row) not already in the folder's cells.jsonl; write the table."""
+    """Train every (seed, row) not already in the folder's cells.jsonl; write the table.
+
+    ``only`` names the variants this call trains (with scratch and the teachers they need); the table shows all.
+    """
     from .data.check import checked_datasets
     from .stages import new_run_dir
 
@@ -273,6 +284,7 @@ def run_comparison(
             raise RecipeError(f"{run_dir}: not a comparison folder (no comparison.yaml); nothing to resume")
         overrides = _resumed_overrides(run_dir, path, list(overrides))
     comparison, base, variants = load_comparison(path, overrides)
+    chosen = None if only is None else _rows_to_train(only, variants, base, path)  # refused before any folder
     if seeds:
         comparison = comparison.model_copy(update={"seeds": list(seeds)})
     # bad data stops here, before a folder exists (each seed's Run reads its own copy: adapters hold state,
@@ -295,10 +307,11 @@ def run_comparison(
     control_teachers = sorted({f"teacher_{v.teacher.modality}" for v in variants.values()
                                if v.teacher.modality != base.teacher.modality})
     rows = ["scratch", *variants, "teacher", *control_teachers]
+    trained = set(rows) if chosen is None else chosen
     device, num_test = "cpu", None
     started = time.perf_counter()
     for seed in comparison.seeds:
-        todo = [r for r in rows if (seed, r) not in done]
+        todo = [r for r in rows if (seed, r) not in done and r in trained]
         if todo:
             device, num_test = _train_seed(run_dir, comparison, base, variants, specs, seed, todo, progress)
     cells = _read_cells(run_dir)
@@ -321,6 +334,16 @@ def run_comparison(
                     f"{comparison.name}: {base.student.model} ({base.student.modality}), "
                     f"{len(comparison.seeds)} seed(s)")
     return run_dir, summary
+
+
+def _rows_to_train(only: list[str], variants: dict[str, Recipe], base: Recipe, path: str | Path) -> set[str]:
+    """``--rows``: those variants, the scratch student, the teacher and the control teachers they read."""
+    unknown = sorted(set(only) - set(variants))
+    if unknown:
+        raise RecipeError(f"--rows {unknown}: {path} has no such variants; it has {sorted(variants)}")
+    teachers = {f"teacher_{variants[r].teacher.modality}" for r in only
+                if variants[r].teacher.modality != base.teacher.modality}
+    return {"scratch", "teacher", *only, *teachers}
 
 
 def _write_comparison(run_dir: Path, comparison: Comparison) -> None:
@@ -354,10 +377,14 @@ def _train_seed(run_dir: Path, comparison: Comparison, base: Recipe, variants: d
         if "teacher" in todo and teacher_info["test_acc"] is not None:
             new_cells.append({"row": "teacher", "test_acc": teacher_info["test_acc"],
                               "seconds": teacher_info["seconds"], "losses": "CE on the privileged modality"})
-        if "scratch" in todo:
+        # the health check compares every distilled student with the scratch student's epochs: a folder that
+        # kept only its cells (e.g. copied from experiments/results) trains the scratch student again for them
+        distilled = any(r in variants for r in todo)
+        if "scratch" in todo or (distilled and run.folder.finished("student_scratch") is None):
             result = train_student(run, "scratch", step=head)
-            new_cells.append({"row": "scratch", "test_acc": result["test_acc"], "seconds": result["seconds"],
-                              "losses": "CE"})
+            if "scratch" in todo:
+                new_cells.append({"row": "scratch", "test_acc": result["test_acc"], "seconds": result["seconds"],
+                                  "losses": "CE"})
         controls: dict[str, tuple] = {}  # teacher modality → (run, teacher) of the same-budget control
         for name, variant in variants.items():
             modality = variant.teacher.modality
@@ -377,7 +404,7 @@ def _train_seed(run_dir: Path, comparison: Comparison, base: Recipe, variants: d
             if signal == "shuffled":  # the same teacher, its inputs from another sample of the class
                 owner = shuffled_run(owner, modality, seed)
             result = train_student(owner, name, tutor, variant.distill.losses, step=head, signal=signal,
-                                   mixup=variant.student.mixup)
+                                   mixup=variant.student.mixup, distill=variant.distill)
             new_cells.append({"row": name, "test_acc": result["test_acc"], "seconds": result["seconds"],
                               "losses": "CE + " + describe_losses(variant.distill.losses), "spec": specs[name],
                               "health": result.get("health", []), "weights": term_weights(result["history"][-1])})

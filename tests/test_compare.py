@@ -173,3 +173,69 @@ def test_rows_recorded_before_later_loss_keys_existed_still_match_and_a_set_key_
     assert _spec(comparison.variants["sp"], recipes["sp"]) == recorded
     warm = _spec(comparison.variants["sp-warm"], recipes["sp-warm"])
     assert warm != recorded and warm[0]["warmup_epochs"] == 2
+
+
+def test_a_folder_that_kept_only_its_cells_trains_the_scratch_student_again_for_the_health_check(comparison, capsys):
+    root, run_dir = comparison
+    kept = root / "kept_cells"
+    kept.mkdir()
+    for name in ("comparison.yaml", "cells.jsonl"):  # what experiments/results/ keeps of a comparison
+        (kept / name).write_text((run_dir / name).read_text())
+    more = dict(COMPARISON, variants=dict(COMPARISON["variants"], kd=[{"name": "kd", "weight": 1.0}]))
+    (root / "more.yaml").write_text(yaml.safe_dump(more, sort_keys=False))
+    capsys.readouterr()
+    assert main(["compare", str(root / "more.yaml"), "--resume", str(kept), "--seeds", "0", "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "[seed 0] scratch student (CE only)" in out and "[seed 0] kd student" in out
+    assert (kept / "seed0" / "checkpoints" / "student_scratch.pt").exists()
+    cells = [json.loads(line) for line in (kept / "cells.jsonl").read_text().splitlines()]
+    assert [(c["seed"], c["row"]) for c in cells].count((0, "scratch")) == 1  # the recorded cell is kept, not added
+    assert (0, "kd") in [(c["seed"], c["row"]) for c in cells]
+
+
+def test_rows_trains_only_the_named_variants_and_refuses_unknown_ones(comparison, capsys):
+    root, run_dir = comparison
+    kept = root / "only_rows"
+    kept.mkdir()
+    for name in ("comparison.yaml", "cells.jsonl"):
+        (kept / name).write_text((run_dir / name).read_text())
+    more = dict(COMPARISON, variants=dict(COMPARISON["variants"], kd=[{"name": "kd", "weight": 1.0}],
+                                          at=[{"name": "at", "weight": 100.0, "pairs": [{"teacher": 2, "student": 2}]}]))
+    (root / "rows.yaml").write_text(yaml.safe_dump(more, sort_keys=False))
+    assert main(["compare", str(root / "rows.yaml"), "--resume", str(kept), "--rows", "nope", "--quiet"]) == 2
+    assert "--rows ['nope']: " in capsys.readouterr().err
+    assert main(["compare", str(root / "rows.yaml"), "--resume", str(kept), "--seeds", "1", "--rows", "at",
+                 "--quiet"]) == 0
+    rows = [(c["seed"], c["row"]) for c in map(json.loads, (kept / "cells.jsonl").read_text().splitlines())]
+    assert (1, "at") in rows and (1, "kd") not in rows and (0, "at") not in rows
+    assert "| kd |" not in (kept / "comparison.md").read_text()  # no cells yet: no row
+
+
+def test_a_row_sets_its_own_health_policy_over_the_base_recipe_and_its_spec_records_it(tmp_path):
+    from pldistill.compare import _spec, load_comparison
+
+    base = {**BASE, "distill": {**BASE["distill"], "calibration_steps": 3, "health": {"patience": 4}}}
+    (tmp_path / "base.yaml").write_text(yaml.safe_dump(base))
+    variants = {"sp": [{"name": "sp", "weight": 3000.0, "pairs": [{"teacher": -1, "student": -1}]}],
+                "sp-guarded": {"health": {"on_harm": "lower", "ce_margin": 0.05},
+                               "losses": [{"name": "sp", "weight": 3000.0, "pairs": [{"teacher": -1, "student": -1}]}]}}
+    (tmp_path / "cmp.yaml").write_text(yaml.safe_dump({**COMPARISON, "variants": variants}))
+    comparison, _, recipes = load_comparison(tmp_path / "cmp.yaml")
+    plain, guarded = recipes["sp"].distill, recipes["sp-guarded"].distill
+    assert plain.calibration_steps == guarded.calibration_steps == 3  # the base's distill keys reach every row
+    assert (plain.health.on_harm, plain.health.patience) == ("warn", 4)
+    assert (guarded.health.on_harm, guarded.health.ce_margin, guarded.health.patience) == ("lower", 0.05, 4)
+    assert isinstance(_spec(comparison.variants["sp"], recipes["sp"]), list)  # as older folders recorded it
+    assert _spec(comparison.variants["sp-guarded"], recipes["sp-guarded"])["health"]["on_harm"] == "lower"
+
+
+def test_a_rows_health_policy_is_the_one_its_student_trains_with(tmp_path):
+    (tmp_path / "base.yaml").write_text(yaml.safe_dump(BASE))
+    sp = [{"name": "sp", "weight": 100.0, "pairs": [{"teacher": -1, "student": -1}]}]
+    variants = {"sp": sp, "sp-strict": {"health": {"dominance": 1e-6, "on_harm": "stop"}, "losses": sp}}
+    (tmp_path / "cmp.yaml").write_text(yaml.safe_dump({**COMPARISON, "seeds": [0], "variants": variants}))
+    assert main(["compare", str(tmp_path / "cmp.yaml"), "--runs-dir", str(tmp_path / "runs"), "--quiet"]) == 0
+    (run_dir,) = (tmp_path / "runs" / "tiny_cmp").iterdir()
+    cells = {c["row"]: c for c in map(json.loads, (run_dir / "cells.jsonl").read_text().splitlines())}
+    assert [(f["kind"], f["action"]) for f in cells["sp-strict"]["health"]] == [("dominates", "stop")]
+    assert all(f["action"] == "warn" for f in cells["sp"]["health"])

@@ -160,3 +160,16 @@ def test_a_term_that_comes_to_drown_ce_later_in_training_is_reported_at_that_epo
         check.on_epoch_end(state, record)
     (finding,) = state.health
     assert (finding["kind"], finding["epoch"], finding["magnitude"]) == ("dominates", 3, 12.0)
+
+
+def test_on_harm_lower_lowers_again_while_the_training_ce_still_trails_and_warn_reports_once():
+    reference = [_record(e, 1.0, 0.6) for e in range(1, 8)]
+    ces = [1.0, 1.3, 1.3, 1.3, 1.3, 1.0, 1.3]  # behind from epoch 2; level at epoch 6
+    for on_harm, lowered_at in (("lower", [3, 5]), ("warn", [3])):
+        state = _state([DistillTerm("sp", sp_loss, 100.0, 0, 0)])
+        check = HealthCheck(HealthPolicy(**{**POLICY.__dict__, "on_harm": on_harm}), reference)
+        for epoch, ce in enumerate(ces, start=1):
+            state.history.append(_record(epoch, ce, 0.6, sp=0.1))
+            check.on_epoch_end(state, state.history[-1])
+        assert [f["epoch"] for f in state.health] == lowered_at
+        assert state.balance.weights["sp"] == pytest.approx(100.0 * (0.01 if on_harm == "lower" else 1.0))

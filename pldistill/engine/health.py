@@ -15,7 +15,8 @@ its history is a per-epoch reference. Two findings:
 
 Each finding is printed in one line (the term, its magnitude, what to try)
 and kept in the stage's results. ``on_harm: stop`` ends the stage early and
-``on_harm: lower`` multiplies every distillation weight by ``lower_factor``;
+``on_harm: lower`` multiplies every distillation weight by ``lower_factor``
+(again after every further ``patience`` epochs the training CE still trails);
 both act on the training signals only (dominance, training CE), never on
 test accuracy, so no decision of the run is taken on the test set.
 """
@@ -100,6 +101,8 @@ class HealthCheck(Callback):
             self._find(state, "trails", epoch, "ce", own_ce / ref_ce,
                        f"training CE {own_ce:.3f} against the scratch student's {ref_ce:.3f} for "
                        f"{self.policy.patience} epochs", acts=True)
+            if self.policy.on_harm == "lower":  # still behind after another patience epochs: lower again
+                self._streak["ce"] = 0
         if self._streak["acc"] == self.policy.patience:
             self._find(state, "trails", epoch, "test acc", acc_gap,
                        f"test accuracy {100 * record['val/acc']:.1f}% is {acc_gap:.1f} points below the scratch "

@@ -73,16 +73,18 @@ class Run:
         return self.tap(build_model(spec.model, channels, self.num_classes, spec.weights, size), stages)
 
     def fit(self, model: TappedModel, modality: str, stage: str, epochs: int, seed: int, *,
-            epoch_metrics=None, **distill) -> FitResult:
+            epoch_metrics=None, settings=None, **distill) -> FitResult:
         """Train one stage: its loaders (seeded by ``seed``), the recipe's schedule, the standard callbacks.
 
         ``distill`` are fit's teacher/teacher_modality/terms/teacher_cache. A distilled
-        stage is health-checked against ``scratch_history``.
+        stage is health-checked against ``scratch_history``. ``settings`` (a ``distill``
+        section, e.g. a comparison row's) replaces the recipe's health policy and calibration steps.
         """
         s = self.recipe.schedule
+        settings = self.recipe.distill if settings is None else settings
         health = None
         if distill.get("terms"):
-            health = HealthCheck(HealthPolicy(**self.recipe.distill.health.model_dump()), self.scratch_history)
+            health = HealthCheck(HealthPolicy(**settings.health.model_dump()), self.scratch_history)
         outputs = distill.get("teacher_cache")
         cached = outputs is not None  # the teacher's inputs are never loaded
         wanted = [modality] + ([distill["teacher_modality"]] if distill.get("terms") and not cached else [])
@@ -100,7 +102,7 @@ class Run:
             device=self.device,
             name=self.log_prefix + stage,
             callbacks=callbacks,
-            calibration_steps=self.recipe.distill.calibration_steps,
-            probe_steps=self.recipe.distill.probe_steps,
+            calibration_steps=settings.calibration_steps,
+            probe_steps=settings.probe_steps,
             **distill,
         )

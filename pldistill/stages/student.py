@@ -73,11 +73,12 @@ def student_channels(run: Run, stage: int) -> int:
 
 
 def train_student(run: Run, kind: str, teacher: TappedModel | None = None, losses=None, step: str = "",
-                  signal: str = "paired", mixup: float | None = None) -> dict:
+                  signal: str = "paired", mixup: float | None = None, distill=None) -> dict:
     """Train a student from the shared initial weights: CE only when ``teacher`` is None.
 
     ``losses`` defaults to the recipe's; a comparison passes each variant's (and its
-    ``mixup``, student.mixup's α, which defaults to the recipe's).
+    ``mixup``, student.mixup's α, which defaults to the recipe's, and its ``distill``
+    section, whose health policy and calibration steps replace the recipe's).
     ``signal`` (``controls.py``) may replace the teacher's outputs by their
     class means; shuffled pairing is ``run``'s training set's own doing.
     The stage is named ``student_<kind>`` in the run folder and the logs.
@@ -121,6 +122,7 @@ def train_student(run: Run, kind: str, teacher: TappedModel | None = None, losse
         teacher_cache=_teacher_outputs(run, teacher, signal) if terms else None,
         epoch_metrics=run.probe.measure if run.probe else None,
         mixup=_joint_mixup(spec.mixup if mixup is None else mixup, r.seed + 1),
+        settings=distill,
     )
     alignment = {k: v for k, v in result.history[-1].items() if k.startswith("align/")}
     if run.probe is not None and run.probe.snapshot is not None:
