@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
 from .recipe import (LossEntries, Recipe, RecipeError, Section, check_shuffleable, format_error, compose_recipe,
                      parse_recipe, read_yaml)
@@ -35,6 +35,7 @@ from .stages.controls import CONTROL_MEANINGS, TeacherSignal
 
 VARIANT_NAME = r"^[a-z0-9][a-z0-9_+\-]*$"
 RESERVED = ("scratch", "teacher")
+HALLUCINATION_ROW = "teacher_hallucination"  # the hallucination network's own accuracy (stages/hallucination.py)
 
 
 def _is_reference(row: str) -> bool:
@@ -63,6 +64,18 @@ class Variant(Section):
     health: dict[str, Any] | None = Field(
         None, description="distill.health keys for this row (e.g. {on_harm: lower}), over the base recipe's"
     )
+    hallucinate: list[LossEntries] | None = Field(
+        None, description="train the teacher's model on the student's modality to reproduce the privileged "
+        "teacher through these losses (modality hallucination, stages/hallucination.py) and distil the student "
+        "from it instead"
+    )
+
+    @model_validator(mode="after")
+    def _one_teacher(self) -> "Variant":
+        if self.hallucinate is not None and (self.teacher_modality is not None or self.teacher_signal != "paired"):
+            raise ValueError("'hallucinate' replaces the teacher by a network on the student's modality; it does not "
+                             "combine with 'teacher_modality' or 'teacher_signal'")
+        return self
 
 
 class Comparison(Section):
@@ -132,6 +145,14 @@ def load_comparison(path: str | Path, overrides: list[str] | tuple = ()) -> tupl
             raise RecipeError(str(err).replace("distill.losses", f"variants.{name}")) from None
         if row.teacher_signal == "shuffled":
             check_shuffleable(variants[name], f"{path}: variants.{name}.teacher_signal")
+        if row.hallucinate is not None:  # checked as a recipe whose student is the teacher's model on our modality
+            network = {**base_raw["student"], "model": base_raw["teacher"]["model"], "mixup": 0.0}
+            hallucination = {**base_raw, "student": network,
+                             "distill": {"losses": [loss.model_dump() for loss in row.hallucinate]}}
+            try:
+                parse_recipe(hallucination, path)
+            except RecipeError as err:
+                raise RecipeError(str(err).replace("distill.losses", f"variants.{name}.hallucinate")) from None
     return comparison, base, variants
 
 
@@ -144,10 +165,13 @@ def _spec(row: Variant, recipe: Recipe) -> list | dict:
     # keys added later are left out at their default, so older folders' rows still resume
     losses = [loss.model_dump(mode="json", exclude={k for k, v in _LATER_KEYS.items() if getattr(loss, k) == v})
               for loss in recipe.distill.losses]
-    if row.teacher_modality is None and row.teacher_signal == "paired" and row.mixup is None and row.health is None:
+    if (row.teacher_modality is None and row.teacher_signal == "paired" and row.mixup is None and row.health is None
+            and row.hallucinate is None):
         return losses  # the form older folders recorded
     spec = {"losses": losses, "teacher_modality": row.teacher_modality, "teacher_signal": row.teacher_signal}
     spec = spec if row.mixup is None else {**spec, "mixup": row.mixup}
+    if row.hallucinate is not None:
+        spec["hallucinate"] = [loss.model_dump(mode="json") for loss in row.hallucinate]
     return spec if row.health is None else {**spec, "health": recipe.distill.health.model_dump(mode="json")}
 
 
@@ -284,7 +308,7 @@ def run_comparison(
             raise RecipeError(f"{run_dir}: not a comparison folder (no comparison.yaml); nothing to resume")
         overrides = _resumed_overrides(run_dir, path, list(overrides))
     comparison, base, variants = load_comparison(path, overrides)
-    chosen = None if only is None else _rows_to_train(only, variants, base, path)  # refused before any folder
+    chosen = None if only is None else _rows_to_train(only, comparison, variants, base, path)  # refused before any folder
     if seeds:
         comparison = comparison.model_copy(update={"seeds": list(seeds)})
     # bad data stops here, before a folder exists (each seed's Run reads its own copy: adapters hold state,
@@ -306,7 +330,8 @@ def run_comparison(
     done = {(c["seed"], c["row"]) for c in cells}
     control_teachers = sorted({f"teacher_{v.teacher.modality}" for v in variants.values()
                                if v.teacher.modality != base.teacher.modality})
-    rows = ["scratch", *variants, "teacher", *control_teachers]
+    hallucinating = any(row.hallucinate is not None for row in comparison.variants.values())
+    rows = ["scratch", *variants, "teacher", *control_teachers, *([HALLUCINATION_ROW] if hallucinating else [])]
     trained = set(rows) if chosen is None else chosen
     device, num_test = "cpu", None
     started = time.perf_counter()
@@ -336,13 +361,15 @@ def run_comparison(
     return run_dir, summary
 
 
-def _rows_to_train(only: list[str], variants: dict[str, Recipe], base: Recipe, path: str | Path) -> set[str]:
-    """``--rows``: those variants, the scratch student, the teacher and the control teachers they read."""
+def _rows_to_train(only: list[str], comparison: Comparison, variants: dict[str, Recipe], base: Recipe,
+                   path: str | Path) -> set[str]:
+    """``--rows``: those variants, the scratch student, the teacher and the control or hallucination teachers they read."""
     unknown = sorted(set(only) - set(variants))
     if unknown:
         raise RecipeError(f"--rows {unknown}: {path} has no such variants; it has {sorted(variants)}")
     teachers = {f"teacher_{variants[r].teacher.modality}" for r in only
                 if variants[r].teacher.modality != base.teacher.modality}
+    teachers |= {HALLUCINATION_ROW for r in only if comparison.variants[r].hallucinate is not None}
     return {"scratch", "teacher", *only, *teachers}
 
 
@@ -360,6 +387,7 @@ def _train_seed(run_dir: Path, comparison: Comparison, base: Recipe, variants: d
     """
     from .stages import Run, control_run, obtain_teacher, teacher_and_probe, train_student
     from .data.splits import write_split_record
+    from .stages.hallucination import hallucination_teacher
     from .stages.pipeline import shuffled_run
     from .tracking import Tracker
 
@@ -386,6 +414,7 @@ def _train_seed(run_dir: Path, comparison: Comparison, base: Recipe, variants: d
                 new_cells.append({"row": "scratch", "test_acc": result["test_acc"], "seconds": result["seconds"],
                                   "losses": "CE"})
         controls: dict[str, tuple] = {}  # teacher modality → (run, teacher) of the same-budget control
+        hallucinations: dict[str, tuple] = {}  # hallucinate losses → (run, network)
         for name, variant in variants.items():
             modality = variant.teacher.modality
             control_row = f"teacher_{modality}"
@@ -400,6 +429,17 @@ def _train_seed(run_dir: Path, comparison: Comparison, base: Recipe, variants: d
             if name not in todo:
                 continue
             owner, tutor = (run, teacher) if modality == base.teacher.modality else controls[modality]
+            if comparison.variants[name].hallucinate is not None:  # one network per seed and set of losses
+                key = json.dumps(specs[name]["hallucinate"])
+                if key not in hallucinations:
+                    sub, network, info = hallucination_teacher(run, teacher, comparison.variants[name].hallucinate,
+                                                               step=head)
+                    hallucinations[key] = (sub, network)
+                    if HALLUCINATION_ROW in todo:
+                        new_cells.append({"row": HALLUCINATION_ROW, "test_acc": info["test_acc"],
+                                          "seconds": info.get("seconds", 0.0), "losses": "CE + " + describe_losses(
+                                              comparison.variants[name].hallucinate) + f" to the {modality!r} teacher"})
+                owner, tutor = hallucinations[key]
             signal = comparison.variants[name].teacher_signal
             if signal == "shuffled":  # the same teacher, its inputs from another sample of the class
                 owner = shuffled_run(owner, modality, seed)

@@ -239,3 +239,29 @@ def test_a_rows_health_policy_is_the_one_its_student_trains_with(tmp_path):
     cells = {c["row"]: c for c in map(json.loads, (run_dir / "cells.jsonl").read_text().splitlines())}
     assert [(f["kind"], f["action"]) for f in cells["sp-strict"]["health"]] == [("dominates", "stop")]
     assert all(f["action"] == "warn" for f in cells["sp"]["health"])
+
+
+def test_a_hallucination_row_trains_a_network_on_the_students_modality_that_then_teaches(tmp_path, capsys):
+    (tmp_path / "base.yaml").write_text(yaml.safe_dump(BASE))
+    sp = [{"name": "sp", "weight": 100.0, "pairs": [{"teacher": -1, "student": -1}]}]
+    hint = [{"name": "fitnet", "weight": 1.0, "pairs": [{"teacher": 3, "student": 3}]}]
+    variants = {"sp-hallucinated": {"hallucinate": hint, "losses": sp}}
+    (tmp_path / "cmp.yaml").write_text(yaml.safe_dump({**COMPARISON, "seeds": [0], "variants": variants}))
+    assert main(["compare", str(tmp_path / "cmp.yaml"), "--runs-dir", str(tmp_path / "runs"), "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "hallucination network resnet10t on 'rgb' for 1 epochs, reproducing the 'depth' teacher" in out
+    (run_dir,) = (tmp_path / "runs" / "tiny_cmp").iterdir()
+    cells = {c["row"]: c for c in map(json.loads, (run_dir / "cells.jsonl").read_text().splitlines())}
+    assert set(cells) == {"scratch", "sp-hallucinated", "teacher", "teacher_hallucination"}
+    assert "FitNet" in cells["teacher_hallucination"]["losses"]
+    network = torch.load(run_dir / "seed0" / "teacher_hallucination" / "checkpoints" / "teacher.pt", weights_only=True)
+    assert network["modality"] == "rgb" and network["result"]["reproduces"] == "depth"
+    assert network["state_dict"]["conv1.0.weight"].shape[1] == 3  # it reads RGB: the student never meets depth
+    history = network["result"]["history"]
+    assert history[0]["train/terms/fitnet/t3-s3"] > 0  # it was trained towards the depth teacher's stage 3
+    assert (run_dir / "seed0" / "teacher_hallucination" / "checkpoints" / "student_sp-hallucinated.pt").exists()
+    assert "| teacher_hallucination |" in (run_dir / "comparison.md").read_text()
+    bad = {"sp-x": {"hallucinate": hint, "teacher_modality": "rgb", "losses": sp}}
+    (tmp_path / "bad.yaml").write_text(yaml.safe_dump({**COMPARISON, "variants": bad}))
+    assert main(["compare", str(tmp_path / "bad.yaml"), "--quiet"]) == 2
+    assert "does not combine with 'teacher_modality'" in capsys.readouterr().err

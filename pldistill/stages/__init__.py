@@ -7,6 +7,7 @@
     student.py   train_student (scratch or distilled), attach_probe
     pipeline.py  run_stages: teacher → scratch → distilled → instance controls → same-modality control; control_run
     controls.py  shuffled pairing within class and the class-mean teacher (what the instance controls train with)
+    hallucination.py  the teacher's model on the student's modality, trained to reproduce the privileged teacher
 """
 
 from .context import Run
