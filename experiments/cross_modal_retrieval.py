@@ -278,16 +278,20 @@ def retrieval_table(result: dict) -> str:
 
 
 def retrieval_figure(setting: Setting, codes: dict, queries: int, k: int, path: Path) -> None:
-    """Restricted-modality queries (one per class) and their top ``k`` privileged retrievals, correct ones green."""
+    """Restricted-modality queries (a random one per class) and their top ``k`` privileged retrievals, correct green."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     p, q, labels = setting.privileged, setting.restricted, setting.test_labels
-    chosen = [int(np.flatnonzero(labels == c)[0]) for c in np.unique(labels)[:queries]]
+    # a seeded random query per class, and ties in distance broken at random: with codes that collapse per
+    # class, the first query of a class and index order would put its own partner first by tie order alone
+    rng = np.random.default_rng(0)
+    chosen = [int(rng.choice(np.flatnonzero(labels == c))) for c in np.unique(labels)[:queries]]
     distances = hamming_distances(codes[q][chosen], codes[p])
-    ranking = np.argsort(distances, axis=1, kind="stable")[:, :k]  # hamming_ranking's order, distances kept
+    shuffled = rng.permutation(distances.shape[1])
+    ranking = shuffled[np.argsort(distances[:, shuffled], axis=1, kind="stable")[:, :k]]
     classes = setting.data.test_set.classes
     fig, axes = plt.subplots(len(chosen), k + 1, figsize=(1.3 * (k + 1), 1.45 * len(chosen)), squeeze=False)
     for row, (query, found) in enumerate(zip(chosen, ranking)):
