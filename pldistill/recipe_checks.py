@@ -54,6 +54,10 @@ def check_recipe(recipe, path: Path) -> None:
         if spec.inputs == "privileged" and recipe.distill.teacher_cache:
             raise RecipeError(f"{where}: {spec.phrase} reads the privileged input itself, which the teacher cache "
                               "never loads; set distill.teacher_cache: false")
+        if spec.trains_teacher and (recipe.distill.teacher_cache or not recipe.teacher.train):
+            why = ("its cached outputs cannot learn; set distill.teacher_cache: false" if recipe.distill.teacher_cache
+                   else "a teacher used as it is (teacher.train: false) is never trained here")
+            raise RecipeError(f"{where}: {spec.phrase} trains the teacher together with the student, and {why}")
 
 
 def _check_views(recipe, spec, where: str) -> None:

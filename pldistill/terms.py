@@ -35,6 +35,7 @@ class DistillTerm:
     relative: bool = False  # weight is a multiple of CE's gradient norm (engine/balance.py), not absolute
     rebalance: bool = False  # a relative weight set again every epoch (engine/balance.py), not only at the start
     warmup_epochs: float = 0.0  # the weight ramps linearly from 0 over these epochs (engine/balance.py)
+    trains_teacher: bool = False  # the teacher is optimised with the student through this term (LossSpec)
     views: BatchViews | None = None  # transformed copies of the batch this term needs (losses/batch_views.py)
 
 
@@ -48,12 +49,18 @@ class Terms:
 
 
 def loss_function(entry, teacher_channels: Callable[[int], int], student_channels: Callable[[int], int],
-                  pair=None, privileged_channels: Callable[[], int] | None = None) -> Callable[[Tensor, Tensor], Tensor]:
+                  pair=None, privileged_channels: Callable[[], int] | None = None,
+                  classes: int | None = None) -> Callable[[Tensor, Tensor], Tensor]:
     """The unweighted ``fn(teacher, student)`` of one recipe entry (on one layer pair for feature losses).
 
-    A loss on the privileged input (no teacher) is sized by ``privileged_channels()``, the input's channels.
+    A loss on the privileged input (no teacher) is sized by ``privileged_channels()``, the input's channels;
+    one whose learned parts predict classes (C2KD's proxies) by ``classes``.
     """
     spec, params = loss_spec(entry.name), entry.params()
+    if spec.needs_classes:
+        if classes is None:
+            raise ValueError(f"{spec.display}'s learned parts predict classes: give the number of classes")
+        params = {**params, "classes": classes}
     if spec.learned is not None:
         other = (privileged_channels() if spec.inputs == "privileged" and privileged_channels is not None
                  else teacher_channels(pair.teacher))
@@ -62,7 +69,8 @@ def loss_function(entry, teacher_channels: Callable[[int], int], student_channel
 
 
 def build_terms(losses: Sequence, teacher_channels: Callable[[int], int],
-                student_channels: Callable[[int], int], privileged_channels: Callable[[], int] | None = None) -> Terms:
+                student_channels: Callable[[int], int], privileged_channels: Callable[[], int] | None = None,
+                classes: int | None = None) -> Terms:
     """One term per (loss, layer pair), plus one per logit loss.
 
     ``*_channels(stage)`` give a stage's channel count, for losses with learned
@@ -82,7 +90,7 @@ def build_terms(losses: Sequence, teacher_channels: Callable[[int], int],
                                      rebalance=loss.rebalance == "every_epoch", warmup_epochs=loss.warmup_epochs))
         for pair in loss.pairs:
             key = f"{loss.name}/t{pair.teacher}-s{pair.student}"
-            fn = loss_function(loss, teacher_channels, student_channels, pair, privileged_channels)
+            fn = loss_function(loss, teacher_channels, student_channels, pair, privileged_channels, classes)
             if loss.scope == "global":  # pooled first (below), then gathered: less to send
                 fn, key = across_ranks(fn), key + "/global"
             if loss.pool:
@@ -92,7 +100,8 @@ def build_terms(losses: Sequence, teacher_channels: Callable[[int], int],
             spec = loss_spec(loss.name)
             terms.append(DistillTerm(key, fn, loss.weight, tap, tap, relative=loss.relative,
                                      rebalance=loss.rebalance == "every_epoch", inputs=spec.inputs,
-                                     views=spec.views, warmup_epochs=loss.warmup_epochs))
+                                     views=spec.views, warmup_epochs=loss.warmup_epochs,
+                                     trains_teacher=spec.trains_teacher))
             teacher_stages.append(pair.teacher)
             student_stages.append(pair.student)
             tap += 1

@@ -76,6 +76,9 @@ def fit(
     ``input_dropout`` zeroes whole parts of a stacked training input (``modality_dropout.py``).
     ``mixup`` mixes every training batch, the teacher's input with the student's (``mixup.py``).
     """
+    if teacher_cache is not None and any(t.trains_teacher for t in terms):
+        raise ValueError("a loss that trains the teacher with the student (C2KD) needs the live teacher, not its "
+                         "cached outputs; set distill.teacher_cache: false")
     if mixup is not None and teacher_cache is not None:
         raise ValueError("joint mixup shows the teacher mixed samples, which its cached outputs never saw; "
                          "set distill.teacher_cache: false")
@@ -110,11 +113,13 @@ def _place(model: TappedModel, teacher: TappedModel | None, terms: Sequence[Dist
     """Models on ``device`` (teacher frozen: its BN statistics never move); returns the losses' learned parts."""
     memory = torch.channels_last if channels_last else torch.contiguous_format
     model.to(device, memory_format=memory).train()
+    trained_teacher = any(t.trains_teacher for t in terms)  # C2KD: the teacher is optimised with the student
     if teacher is not None:
-        teacher.to(device, memory_format=memory).eval()
-        teacher.requires_grad_(False)
-    # Losses with learned parts (FitNets regressors) train alongside the student.
-    return nn.ModuleList([t.fn for t in terms if isinstance(t.fn, nn.Module)]).to(device)
+        teacher.to(device, memory_format=memory).train(trained_teacher)
+        teacher.requires_grad_(trained_teacher)
+    # Losses with learned parts (FitNets regressors) train alongside the student, and so does such a teacher.
+    learned = [t.fn for t in terms if isinstance(t.fn, nn.Module)] + ([teacher] if trained_teacher else [])
+    return nn.ModuleList(learned).to(device)
 
 
 @dataclass(frozen=True)

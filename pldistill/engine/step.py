@@ -62,7 +62,7 @@ def distill_step(
         if teacher_outputs is not None:
             all_t_logits, all_t_feats = teacher_outputs
         else:
-            with torch.no_grad():
+            with torch.set_grad_enabled(any(term.trains_teacher for term in terms)):  # frozen, unless C2KD
                 all_t_logits, all_t_feats = teacher(teacher_inputs)
         t_logits, t_feats = all_t_logits, all_t_feats
         if views is not None:

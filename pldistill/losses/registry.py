@@ -52,6 +52,11 @@ class LossSpec:
     needs_extent: bool = False  # a 1×1 map makes it constant (attention transfer)
     views: BatchViews | None = None  # transformed copies of each batch the trainer adds (losses/batch_views.py)
     needs_mixup: bool = False  # defined on jointly mixed samples: the recipe must set student.mixup (engine/mixup.py)
+    needs_classes: bool = False  # its learned parts predict classes: ``learned(..., classes=number of classes)``
+    trains_teacher: bool = False  # the teacher trains with the student (C2KD): live, in training mode, optimised
+    # some of its terms stop the gradient through the student's own outputs (C2KD's mutual KLs), so a
+    # finite-difference check of the whole loss does not apply; its tests check the gradient by hand instead
+    stops_gradient: bool = False
     params: type[LossParams] = LossParams
     symbols: dict[str, str] = field(default_factory=dict)  # params always shown in reports, by symbol (T for KD)
     weight_symbol: str | None = None  # the paper's name for the weight (γ for SP)

@@ -44,7 +44,7 @@ def hallucination_teacher(run: Run, teacher: TappedModel, losses, step: str = ""
     sub = run.sub_run(r.model_copy(update={"teacher": spec}), run.run_dir / FOLDER, "hallucination/")
     student_reference, sub.scratch_history = sub.scratch_history, None  # no reference for a teacher-sized network
     channels = lambda stage: teacher.model.feature_info[stage]["num_chs"]  # the same model: the same widths
-    built = build_terms(losses, channels, channels)
+    built = build_terms(losses, channels, channels, classes=run.num_classes)
     model = sub.build(spec, built.student_stages)
     done = sub.folder.finished("teacher")
     if done is not None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import torch
 
 from .. import distributed
@@ -90,9 +92,10 @@ def train_student(run: Run, kind: str, teacher: TappedModel | None = None, losse
     if teacher is not None:
         built = build_terms(losses, lambda stage: teacher.model.feature_info[stage]["num_chs"],
                             lambda stage: student_channels(run, stage),
-                            lambda: r.data.channels(r.teacher.modality))
+                            lambda: r.data.channels(r.teacher.modality), classes=run.num_classes)
         terms, student_stages = built.terms, built.student_stages
-        teacher = run.tap(teacher.model, built.teacher_stages)
+        trained = any(t.trains_teacher for t in terms)  # C2KD trains a copy: the run's teacher stays as it was
+        teacher = run.tap(copy.deepcopy(teacher.model) if trained else teacher.model, built.teacher_stages)
         _fit_learned_parts_to_teacher(run, teacher, terms, step)
     if run.scratch_history is None and kind != "scratch":  # e.g. a resumed comparison, its scratch cell done
         scratch = run.folder.finished("student_scratch")
