@@ -5,7 +5,8 @@ the rows ``sp-paper`` (γ = 3000) and ``sp-relative`` (``relative: true``), one
 folder per teacher–student pair (``recipes/compare/depth_to_rgb_weights.yaml``
 with ``teacher.model=… student.model=…``, ``speech_to_digits_weights.yaml``).
 The table gives, per pair: scratch, both rows with their gain over scratch
-paired by seed, a sign test ("below scratch on k of n seeds"), the weight each
+paired by seed, how many seeds are below scratch and, for a negative mean gain,
+the paired t-test's two-sided p (significant below 0.05), the weight each
 row trained with and its measured gradient ratio to CE, and any health finding.
 
     python -m experiments.weights_across_pairs runs/a/<stamp> runs/b/<stamp> --out experiments/results/weights
@@ -20,6 +21,28 @@ import statistics
 from pathlib import Path
 
 ROWS = ("sp-paper", "sp-relative")
+
+
+def paired_t(gains: list[float]) -> tuple[float, float] | None:
+    """Student's t of the paired gains and its two-sided p (n − 1 degrees of freedom); None below 2 seeds."""
+    if len(gains) < 2:
+        return None
+    from scipy import stats
+
+    sd = statistics.stdev(gains)
+    if sd == 0:
+        return (float("inf") if statistics.fmean(gains) > 0 else float("-inf")), 0.0
+    t = statistics.fmean(gains) / (sd / len(gains) ** 0.5)
+    return t, float(2 * stats.t.sf(abs(t), len(gains) - 1))
+
+
+def _below(row: dict) -> str:
+    """'2/3, p = 0.04' — seeds below scratch, and the paired test's p where the mean gain is negative."""
+    text = f"{row['below_scratch']}/{len(row['gains'])}"
+    test = paired_t(row["gains"])
+    if test is not None and statistics.fmean(row["gains"]) < 0:
+        text += f", p = {test[1]:.2f}" + (" (significant)" if test[1] < 0.05 else "")
+    return text
 
 
 def _mean_std(values: list[float]) -> str:
@@ -69,8 +92,8 @@ def table(pairs: list[dict]) -> str:
         gamma = [w for w in rel["weight"] if w is not None]
         lines.append(
             f"| {p['name']} | {len(p['seeds'])} | {100 * statistics.fmean(p['scratch']):.1f} "
-            f"| {_mean_std(paper['gains'])} | {paper['below_scratch']}/{len(paper['gains'])} "
-            f"| {statistics.fmean(ratio):.1f}× | {_mean_std(rel['gains'])} | {rel['below_scratch']}/{len(rel['gains'])} "
+            f"| {_mean_std(paper['gains'])} | {_below(paper)} "
+            f"| {statistics.fmean(ratio):.1f}× | {_mean_std(rel['gains'])} | {_below(rel)} "
             f"| {statistics.fmean(gamma):.0f} | {', '.join(paper['health']) or 'none'} |"
         )
     return "\n".join(lines) + "\n"

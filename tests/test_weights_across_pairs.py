@@ -1,6 +1,8 @@
 """experiments/weights_across_pairs.py: the per-pair table of γ = 3000 against a weight relative to CE."""
 
 import json
+import math
+import statistics
 
 import pytest
 import yaml
@@ -41,6 +43,19 @@ def test_the_table_and_each_pair_s_files_are_written(tmp_path, capsys):
     out = tmp_path / "out"
     assert main([str(a), "--names", "convnext_atto→regnetx_002", "--out", str(out)]) == 0
     table = (out / "pairs.md").read_text()
-    assert "| convnext_atto→regnetx_002 | 2 | 55.0 | -12.5 ± 10.6 | 2/2 | 16.0× | +0.5 ± 2.1 | 1/2 | 300 | dominates |" in table
+    # paper: gains −0.20, −0.05: t = −0.125 / (0.106 / √2) = −1.67; with 1 degree of freedom p = 1 − (2/π)·atan|t|
+    p = 1 - 2 / math.pi * math.atan(0.125 / (statistics.stdev([-0.20, -0.05]) / 2 ** 0.5))
+    assert (f"| convnext_atto→regnetx_002 | 2 | 55.0 | -12.5 ± 10.6 | 2/2, p = {p:.2f} | 16.0× | +0.5 ± 2.1 | 1/2 | 300 "
+            "| dominates |") in table
     assert (out / "convnext_atto_regnetx_002" / "cells.jsonl").exists()
     assert json.loads((out / "pairs.json").read_text())[0]["name"] == "convnext_atto→regnetx_002"
+
+
+def test_a_consistent_small_loss_is_significant_and_a_noisy_large_one_is_not():
+    from experiments.weights_across_pairs import paired_t
+
+    t, p = paired_t([-0.013, -0.014, -0.015])  # −1.4 ± 0.1 points on every seed
+    assert t < -20 and p < 0.01
+    t, p = paired_t([-0.15, 0.01, -0.05])  # −6.3 ± 8.1 points
+    assert -2 < t < 0 and p > 0.05
+    assert paired_t([0.01]) is None
