@@ -325,8 +325,9 @@ def run_comparison(
             f"{path}: variants {changed} changed since {run_dir} trained them; "
             "start a new comparison (without --resume) so every seed of a row uses the same losses"
         )
-    if resume is not None:  # the folder records what its rows were trained with
-        _write_comparison(run_dir, comparison)
+    if resume is not None:  # the folder records what its rows were trained with, and every seed it holds
+        held = sorted({c["seed"] for c in cells} | set(comparison.seeds))
+        _write_comparison(run_dir, comparison.model_copy(update={"seeds": held}))
     done = {(c["seed"], c["row"]) for c in cells}
     control_teachers = sorted({f"teacher_{v.teacher.modality}" for v in variants.values()
                                if v.teacher.modality != base.teacher.modality})

@@ -208,6 +208,7 @@ def test_rows_trains_only_the_named_variants_and_refuses_unknown_ones(comparison
                  "--quiet"]) == 0
     rows = [(c["seed"], c["row"]) for c in map(json.loads, (kept / "cells.jsonl").read_text().splitlines())]
     assert (1, "at") in rows and (1, "kd") not in rows and (0, "at") not in rows
+    assert yaml.safe_load((kept / "comparison.yaml").read_text())["seeds"] == [0, 1]  # every seed it holds
     assert "| kd |" not in (kept / "comparison.md").read_text()  # no cells yet: no row
 
 
