@@ -230,31 +230,43 @@ def test_a_row_sets_its_own_health_policy_over_the_base_recipe_and_its_spec_reco
     assert _spec(comparison.variants["sp-guarded"], recipes["sp-guarded"])["health"]["on_harm"] == "lower"
 
 
-def test_a_rows_health_policy_is_the_one_its_student_trains_with(tmp_path):
-    (tmp_path / "base.yaml").write_text(yaml.safe_dump(BASE))
-    sp = [{"name": "sp", "weight": 100.0, "pairs": [{"teacher": -1, "student": -1}]}]
-    variants = {"sp": sp, "sp-strict": {"health": {"dominance": 1e-6, "on_harm": "stop"}, "losses": sp}}
-    (tmp_path / "cmp.yaml").write_text(yaml.safe_dump({**COMPARISON, "seeds": [0], "variants": variants}))
-    assert main(["compare", str(tmp_path / "cmp.yaml"), "--runs-dir", str(tmp_path / "runs"), "--quiet"]) == 0
-    (run_dir,) = (tmp_path / "runs" / "tiny_cmp").iterdir()
-    cells = {c["row"]: c for c in map(json.loads, (run_dir / "cells.jsonl").read_text().splitlines())}
-    assert [(f["kind"], f["action"]) for f in cells["sp-strict"]["health"]] == [("dominates", "stop")]
-    assert all(f["action"] == "warn" for f in cells["sp"]["health"])
+def _copy_with_rows(comparison, name: str, rows: dict):
+    """A copy of the module's finished comparison (teachers and scratch students kept) and a file with more rows."""
+    import shutil
+
+    root, run_dir = comparison
+    copy = root / name
+    shutil.copytree(run_dir, copy)
+    (root / f"{name}.yaml").write_text(yaml.safe_dump(dict(COMPARISON, variants={**COMPARISON["variants"], **rows}),
+                                                      sort_keys=False))
+    return root / f"{name}.yaml", copy
 
 
-def test_a_hallucination_row_trains_a_network_on_the_students_modality_that_then_teaches(tmp_path, capsys):
-    (tmp_path / "base.yaml").write_text(yaml.safe_dump(BASE))
+def test_a_rows_health_policy_is_the_one_its_student_trains_with(comparison):
+    sp = [{"name": "sp", "weight": 3000.0, "pairs": [{"teacher": -1, "student": -1}]}]  # the file's own sp row
+    path, run_dir = _copy_with_rows(comparison, "strict", {"sp-strict": {"health": {"dominance": 1e-6,
+                                                                                     "on_harm": "stop"}, "losses": sp}})
+    assert main(["compare", str(path), "--resume", str(run_dir), "--seeds", "0", "--rows", "sp-strict",
+                 "--quiet"]) == 0
+    cells = {(c["seed"], c["row"]): c for c in map(json.loads, (run_dir / "cells.jsonl").read_text().splitlines())}
+    assert [(f["kind"], f["action"]) for f in cells[0, "sp-strict"]["health"]] == [("dominates", "stop")]
+    assert all(f["action"] == "warn" for f in cells[0, "sp"]["health"])  # the same losses under the base's policy
+
+
+def test_a_hallucination_row_trains_a_network_on_the_students_modality_that_then_teaches(comparison, capsys):
+    root, _ = comparison
     sp = [{"name": "sp", "weight": 100.0, "pairs": [{"teacher": -1, "student": -1}]}]
     hint = [{"name": "fitnet", "weight": 1.0, "pairs": [{"teacher": 3, "student": 3}]}]
-    variants = {"sp-hallucinated": {"hallucinate": hint, "losses": sp}}
-    (tmp_path / "cmp.yaml").write_text(yaml.safe_dump({**COMPARISON, "seeds": [0], "variants": variants}))
-    assert main(["compare", str(tmp_path / "cmp.yaml"), "--runs-dir", str(tmp_path / "runs"), "--quiet"]) == 0
+    path, run_dir = _copy_with_rows(comparison, "hallucination", {"sp-hallucinated": {"hallucinate": hint,
+                                                                                      "losses": sp}})
+    capsys.readouterr()
+    assert main(["compare", str(path), "--resume", str(run_dir), "--seeds", "0", "--rows", "sp-hallucinated",
+                 "--quiet"]) == 0
     out = capsys.readouterr().out
     assert "hallucination network resnet10t on 'rgb' for 1 epochs, reproducing the 'depth' teacher" in out
-    (run_dir,) = (tmp_path / "runs" / "tiny_cmp").iterdir()
-    cells = {c["row"]: c for c in map(json.loads, (run_dir / "cells.jsonl").read_text().splitlines())}
-    assert set(cells) == {"scratch", "sp-hallucinated", "teacher", "teacher_hallucination"}
-    assert "FitNet" in cells["teacher_hallucination"]["losses"]
+    cells = {(c["seed"], c["row"]): c for c in map(json.loads, (run_dir / "cells.jsonl").read_text().splitlines())}
+    assert {(0, "sp-hallucinated"), (0, "teacher_hallucination")} <= set(cells)
+    assert "FitNet" in cells[0, "teacher_hallucination"]["losses"]
     network = torch.load(run_dir / "seed0" / "teacher_hallucination" / "checkpoints" / "teacher.pt", weights_only=True)
     assert network["modality"] == "rgb" and network["result"]["reproduces"] == "depth"
     assert network["state_dict"]["conv1.0.weight"].shape[1] == 3  # it reads RGB: the student never meets depth
@@ -263,6 +275,6 @@ def test_a_hallucination_row_trains_a_network_on_the_students_modality_that_then
     assert (run_dir / "seed0" / "teacher_hallucination" / "checkpoints" / "student_sp-hallucinated.pt").exists()
     assert "| teacher_hallucination |" in (run_dir / "comparison.md").read_text()
     bad = {"sp-x": {"hallucinate": hint, "teacher_modality": "rgb", "losses": sp}}
-    (tmp_path / "bad.yaml").write_text(yaml.safe_dump({**COMPARISON, "variants": bad}))
-    assert main(["compare", str(tmp_path / "bad.yaml"), "--quiet"]) == 2
+    (root / "bad.yaml").write_text(yaml.safe_dump({**COMPARISON, "variants": bad}))
+    assert main(["compare", str(root / "bad.yaml"), "--quiet"]) == 2
     assert "does not combine with 'teacher_modality'" in capsys.readouterr().err
