@@ -160,6 +160,13 @@ def load_comparison(path: str | Path, overrides: list[str] | tuple = ()) -> tupl
 _LATER_KEYS = {"rebalance": "once", "project": False, "warmup_epochs": 0.0}
 
 
+def _recorded_spec(spec: list | dict) -> list | dict:
+    """A cell's recorded spec with the later keys at their default left out, as _spec leaves them out."""
+    def strip(losses: list) -> list:
+        return [{k: v for k, v in loss.items() if k not in _LATER_KEYS or v != _LATER_KEYS[k]} for loss in losses]
+    return strip(spec) if isinstance(spec, list) else {**spec, "losses": strip(spec["losses"])}
+
+
 def _spec(row: Variant, recipe: Recipe) -> list | dict:
     """What a row's cells were trained with: a changed row is never resumed into old cells."""
     # keys added later are left out at their default, so older folders' rows still resume
@@ -319,7 +326,8 @@ def run_comparison(
         _write_comparison(run_dir, comparison)
     cells = _read_cells(run_dir)
     specs = {name: _spec(comparison.variants[name], v) for name, v in variants.items()}
-    changed = sorted({c["row"] for c in cells if c["row"] in specs and c.get("spec", specs[c["row"]]) != specs[c["row"]]})
+    changed = sorted({c["row"] for c in cells
+                      if c["row"] in specs and _recorded_spec(c.get("spec", specs[c["row"]])) != specs[c["row"]]})
     if changed:
         raise RecipeError(
             f"{path}: variants {changed} changed since {run_dir} trained them; "

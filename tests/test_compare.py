@@ -159,7 +159,7 @@ def test_a_base_without_a_top_level_test_count_gets_its_table_and_resumes_to_it(
 
 
 def test_rows_recorded_before_later_loss_keys_existed_still_match_and_a_set_key_does_not(tmp_path):
-    from pldistill.compare import _spec, load_comparison
+    from pldistill.compare import _recorded_spec, _spec, load_comparison
 
     (tmp_path / "base.yaml").write_text(yaml.safe_dump(BASE))
     variants = {"sp": [{"name": "sp", "weight": 3000.0, "pairs": [{"teacher": -1, "student": -1}]}],
@@ -173,6 +173,10 @@ def test_rows_recorded_before_later_loss_keys_existed_still_match_and_a_set_key_
     assert _spec(comparison.variants["sp"], recipes["sp"]) == recorded
     warm = _spec(comparison.variants["sp-warm"], recipes["sp-warm"])
     assert warm != recorded and warm[0]["warmup_epochs"] == 2
+    # a folder written between (2026-12-05) recorded project at its default: the same row
+    between = [{**recorded[0], "project": False}]
+    assert _recorded_spec(between) == _spec(comparison.variants["sp"], recipes["sp"])
+    assert _recorded_spec([{**recorded[0], "project": True}]) != recorded
 
 
 def test_a_folder_that_kept_only_its_cells_trains_the_scratch_student_again_for_the_health_check(comparison, capsys):
@@ -213,7 +217,7 @@ def test_rows_trains_only_the_named_variants_and_refuses_unknown_ones(comparison
 
 
 def test_a_row_sets_its_own_health_policy_over_the_base_recipe_and_its_spec_records_it(tmp_path):
-    from pldistill.compare import _spec, load_comparison
+    from pldistill.compare import _recorded_spec, _spec, load_comparison
 
     base = {**BASE, "distill": {**BASE["distill"], "calibration_steps": 3, "health": {"patience": 4}}}
     (tmp_path / "base.yaml").write_text(yaml.safe_dump(base))
