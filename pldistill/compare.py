@@ -22,7 +22,7 @@ import re
 import statistics
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import Field, ValidationError, field_validator, model_validator
@@ -63,6 +63,10 @@ class Variant(Section):
     )
     health: dict[str, Any] | None = Field(
         None, description="distill.health keys for this row (e.g. {on_harm: lower}), over the base recipe's"
+    )
+    conflicts: Literal["keep", "project"] | None = Field(
+        None, description="distill.conflicts for this row (project: the terms' gradient never opposes CE's; "
+        "engine/conflict.py); default: the base recipe's"
     )
     hallucinate: list[LossEntries] | None = Field(
         None, description="train the teacher's model on the student's modality to reproduce the privileged "
@@ -134,6 +138,8 @@ def load_comparison(path: str | Path, overrides: list[str] | tuple = ()) -> tupl
         distill = {**base_raw.get("distill", {}), "losses": [loss.model_dump() for loss in row.losses]}
         if row.health is not None:
             distill["health"] = {**distill.get("health", {}), **row.health}
+        if row.conflicts is not None:
+            distill["conflicts"] = row.conflicts
         raw_variant = {**base_raw, "distill": distill}
         if row.teacher_modality is not None:
             raw_variant["teacher"] = {**base_raw["teacher"], "modality": row.teacher_modality}
@@ -173,12 +179,14 @@ def _spec(row: Variant, recipe: Recipe) -> list | dict:
     losses = [loss.model_dump(mode="json", exclude={k for k, v in _LATER_KEYS.items() if getattr(loss, k) == v})
               for loss in recipe.distill.losses]
     if (row.teacher_modality is None and row.teacher_signal == "paired" and row.mixup is None and row.health is None
-            and row.hallucinate is None):
+            and row.hallucinate is None and row.conflicts is None):
         return losses  # the form older folders recorded
     spec = {"losses": losses, "teacher_modality": row.teacher_modality, "teacher_signal": row.teacher_signal}
     spec = spec if row.mixup is None else {**spec, "mixup": row.mixup}
     if row.hallucinate is not None:
         spec["hallucinate"] = [loss.model_dump(mode="json") for loss in row.hallucinate]
+    if row.conflicts is not None:
+        spec["conflicts"] = row.conflicts
     return spec if row.health is None else {**spec, "health": recipe.distill.health.model_dump(mode="json")}
 
 
@@ -455,7 +463,9 @@ def _train_seed(run_dir: Path, comparison: Comparison, base: Recipe, variants: d
             result = train_student(owner, name, tutor, variant.distill.losses, step=head, signal=signal,
                                    mixup=variant.student.mixup, distill=variant.distill)
             new_cells.append({"row": name, "test_acc": result["test_acc"], "seconds": result["seconds"],
-                              "losses": "CE + " + describe_losses(variant.distill.losses), "spec": specs[name],
+                              "losses": "CE + " + describe_losses(variant.distill.losses)
+                              + (", conflicts with CE projected out" if variant.distill.conflicts == "project" else ""),
+                              "spec": specs[name],
                               "health": result.get("health", []), "weights": term_weights(result["history"][-1])})
             _append_cells(run_dir, seed, new_cells)
             new_cells = []

@@ -57,10 +57,19 @@ def health_lines(results: dict) -> list[str]:
 
 def weight_lines(results: dict) -> list[str]:
     """Each term's weight as trained and its measured gradient ratio to CE, from the distilled student's record."""
-    weights = term_weights(results["students"]["distilled"]["history"][-1])
-    return [f"{term}: weight {w['weight']:.4g}, weighted gradient "
-            f"{w['grad_ratio'] if w['grad_ratio'] is not None else float('nan'):.2g}× CE's on the first steps"
-            for term, w in weights.items()]
+    history = results["students"]["distilled"]["history"]
+    weights = term_weights(history[-1])
+    lines = [f"{term}: weight {w['weight']:.4g}, weighted gradient "
+             f"{w['grad_ratio'] if w['grad_ratio'] is not None else float('nan'):.2g}× CE's on the first steps"
+             for term, w in weights.items()]
+    conflicts = [h for h in history if "conflict/fraction" in h]
+    if conflicts:  # gradient surgery ran (engine/conflict.py): how hard the teacher pulled against the labels
+        first, last = conflicts[0], conflicts[-1]
+        lines.append(f"conflicts with CE projected out: the terms' gradient opposed CE's on "
+                     f"{100 * first['conflict/fraction']:.0f}% of epoch 1's steps (mean cosine "
+                     f"{first['conflict/cosine']:+.2f}) and {100 * last['conflict/fraction']:.0f}% of the last "
+                     f"epoch's ({last['conflict/cosine']:+.2f})")
+    return lines
 
 
 def results_table(results: dict, recipe) -> str:

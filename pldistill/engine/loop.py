@@ -29,6 +29,7 @@ from ..terms import DistillTerm
 from ..models import TappedModel
 from ..teacher_cache import TeacherCache
 from .balance import TermBalance
+from .conflict import ConflictProjection
 from .mixup import JointMixup
 from .modality_dropout import ModalityDropout
 from .callbacks import Callback, DivergenceGuard, TrainState
@@ -64,6 +65,7 @@ def fit(
     probe_steps: int = 0,
     input_dropout: ModalityDropout | None = None,
     mixup: JointMixup | None = None,
+    conflicts: str = "keep",
 ) -> FitResult:
     """Train ``model`` for ``schedule.epochs``; ``callbacks`` default to the divergence guard alone.
 
@@ -75,6 +77,7 @@ def fit(
     of every later epoch and, for terms that rebalance, set again there (``balance.py``).
     ``input_dropout`` zeroes whole parts of a stacked training input (``modality_dropout.py``).
     ``mixup`` mixes every training batch, the teacher's input with the student's (``mixup.py``).
+    ``conflicts="project"`` removes the part of the terms' gradient that opposes CE's (``conflict.py``).
     """
     if teacher_cache is not None and any(t.trains_teacher for t in terms):
         raise ValueError("a loss that trains the teacher with the student (C2KD) needs the live teacher, not its "
@@ -92,11 +95,13 @@ def fit(
         callback.on_fit_start(state)  # e.g. resume: before DDP copies rank 0's weights
     step = _BatchStep(wrap_for_ranks(model, learned, device), modality, teacher, teacher_modality, terms,
                       teacher_cache, device, schedule, state.balance, input_dropout, mixup)
+    projection = ConflictProjection() if conflicts == "project" and terms else None
     for epoch in range(state.epoch, schedule.epochs):
         if state.stop:  # a callback ended training (the health check's on_harm: stop)
             break
-        record = _train_epoch(state, step, callbacks, epoch)
+        record = _train_epoch(state, step, callbacks, epoch, projection)
         record.update(state.balance.epoch_metrics())
+        record.update(projection.epoch_metrics() if projection is not None else {})
         record["val/acc"] = evaluate(model, test_loader, modality, device, schedule.channels_last, schedule.precision)
         for callback in callbacks:
             record.update(callback.epoch_metrics(state))
@@ -165,7 +170,8 @@ class _BatchStep:
         return out, labels
 
 
-def _train_epoch(state: TrainState, step: _BatchStep, callbacks: Sequence[Callback], epoch: int) -> dict:
+def _train_epoch(state: TrainState, step: _BatchStep, callbacks: Sequence[Callback], epoch: int,
+                 projection: ConflictProjection | None = None) -> dict:
     """One pass over the training loader; returns the epoch's train/* record (summed over ranks)."""
     loader = state.loader
     if hasattr(loader.sampler, "set_epoch"):  # DistributedSampler, or the cached views' ViewSampler
@@ -183,7 +189,9 @@ def _train_epoch(state: TrainState, step: _BatchStep, callbacks: Sequence[Callba
         out = state.balance.observe(out, params)
         for callback in callbacks:
             callback.check_step(state, out)
-        state.optimisation.step(out.total, state.model.parameters())
+        adjust = (projection.prepare(out.terms["ce"], params, state.optimisation.scaler.scale)
+                  if projection is not None else None)
+        state.optimisation.step(out.total, state.model.parameters(), adjust)
         state.step += 1
         meter.add(out, labels)
         bar.set_postfix(loss=f"{meter.mean_loss():.3f}")

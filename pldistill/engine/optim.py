@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Callable
 
 import torch
 from torch import Tensor, nn
@@ -42,11 +43,14 @@ class Optimisation:
     scaler: torch.amp.GradScaler
     grad_clip: float | None
 
-    def step(self, loss: Tensor, params) -> None:
-        """Backward, optional clipping (of ``params``), optimiser and schedule step."""
+    def step(self, loss: Tensor, params, adjust: Callable[[], None] | None = None) -> None:
+        """Backward, ``adjust`` of the gradients (engine/conflict.py), optional clipping (of ``params``), optimiser
+        and schedule step."""
         opt, scaler = self.optimizer, self.scaler
         opt.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
+        if adjust is not None:
+            adjust()
         if self.grad_clip:
             scaler.unscale_(opt)
             torch.nn.utils.clip_grad_norm_(params, self.grad_clip)

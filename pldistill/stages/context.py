@@ -104,5 +104,6 @@ class Run:
             callbacks=callbacks,
             calibration_steps=settings.calibration_steps,
             probe_steps=settings.probe_steps,
+            conflicts=settings.conflicts,
             **distill,
         )
