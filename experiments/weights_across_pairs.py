@@ -20,7 +20,7 @@ import shutil
 import statistics
 from pathlib import Path
 
-ROWS = ("sp-paper", "sp-relative")
+ROWS = ("sp-paper", "sp-relative", "sp-projected")  # sp-projected (conflicts: project) where a folder has it
 
 
 def paired_t(gains: list[float]) -> tuple[float, float] | None:
@@ -63,6 +63,8 @@ def pair_summary(folder: Path) -> dict:
            "teacher": [cells[s, "teacher"]["test_acc"] for s in seeds if (s, "teacher") in cells], "rows": {}}
     for row in ROWS:
         mine = [s for s in seeds if (s, row) in cells]
+        if not mine and row == "sp-projected":
+            continue
         gains = [cells[s, row]["test_acc"] - cells[s, "scratch"]["test_acc"] for s in mine]
         weights = [next(iter(cells[s, row].get("weights", {}).values()), {}) for s in mine]
         out["rows"][row] = {
@@ -81,12 +83,17 @@ def _overrides(comparison_yaml: str) -> list[str]:
 
 
 def table(pairs: list[dict]) -> str:
+    projected = any("sp-projected" in p["rows"] for p in pairs)
+    extra = " SP relative, conflicts projected: gain | below scratch |" if projected else ""
     lines = [
         "| pair (teacher → student) | seeds | scratch | SP γ = 3000: gain | below scratch | its gradient ÷ CE's "
-        "| SP relative (1× CE): gain | below scratch | calibrated γ | health (γ = 3000) |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+        f"| SP relative (1× CE): gain | below scratch | calibrated γ | health (γ = 3000) |{extra}",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|" + ("---:|---:|" if projected else ""),
     ]
     for p in pairs:
+        proj = p["rows"].get("sp-projected")
+        tail = ("" if not projected else
+                f" {_mean_std(proj['gains'])} ({len(proj['gains'])} seeds) | {_below(proj)} |" if proj else " | |")
         paper, rel = p["rows"]["sp-paper"], p["rows"]["sp-relative"]
         ratio = [r for r in paper["grad_ratio"] if r is not None]
         gamma = [w for w in rel["weight"] if w is not None]
@@ -94,7 +101,7 @@ def table(pairs: list[dict]) -> str:
             f"| {p['name']} | {len(p['seeds'])} | {100 * statistics.fmean(p['scratch']):.1f} "
             f"| {_mean_std(paper['gains'])} | {_below(paper)} "
             f"| {statistics.fmean(ratio):.1f}× | {_mean_std(rel['gains'])} | {_below(rel)} "
-            f"| {statistics.fmean(gamma):.0f} | {', '.join(paper['health']) or 'none'} |"
+            f"| {statistics.fmean(gamma):.0f} | {', '.join(paper['health']) or 'none'} |{tail}"
         )
     return "\n".join(lines) + "\n"
 

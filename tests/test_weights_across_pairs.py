@@ -59,3 +59,18 @@ def test_a_consistent_small_loss_is_significant_and_a_noisy_large_one_is_not():
     t, p = paired_t([-0.15, 0.01, -0.05])  # −6.3 ± 8.1 points
     assert -2 < t < 0 and p > 0.05
     assert paired_t([0.01]) is None
+
+
+def test_a_projected_row_gets_its_own_columns_where_a_folder_has_it(tmp_path):
+    a = _folder(tmp_path, "a", [0.60, 0.50], [0.40, 0.45], [0.62, 0.49])
+    b = _folder(tmp_path, "b", [0.30, 0.40], [0.35, 0.41], [0.36, 0.44])
+    comparison = json.loads((a / "comparison.json").read_text())
+    comparison["cells"] += [{"seed": 0, "row": "sp-projected", "test_acc": 0.61, "weights": {}, "health": []}]
+    (a / "comparison.json").write_text(json.dumps(comparison))
+    out = tmp_path / "out"
+    assert main([str(a), str(b), "--names", "r", "m", "--out", str(out)]) == 0
+    table = (out / "pairs.md").read_text().splitlines()
+    assert table[0].endswith("| SP relative, conflicts projected: gain | below scratch |")
+    assert table[2].endswith("| dominates | +1.0 ± 0.0 (1 seeds) | 0/1 |")  # 61 − 60, seed 0 only
+    assert table[3].endswith("| dominates | | |")  # b has no such row
+    assert "sp-projected" not in pair_summary(b)["rows"]
