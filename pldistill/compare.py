@@ -64,7 +64,7 @@ class Variant(Section):
     health: dict[str, Any] | None = Field(
         None, description="distill.health keys for this row (e.g. {on_harm: lower}), over the base recipe's"
     )
-    conflicts: Literal["keep", "project"] | None = Field(
+    conflicts: Literal["keep", "project", "measure"] | None = Field(
         None, description="distill.conflicts for this row (project: the terms' gradient never opposes CE's; "
         "engine/conflict.py); default: the base recipe's"
     )
@@ -161,6 +161,9 @@ def load_comparison(path: str | Path, overrides: list[str] | tuple = ()) -> tupl
                 raise RecipeError(str(err).replace("distill.losses", f"variants.{name}.hallucinate")) from None
     return comparison, base, variants
 
+
+# what a row's losses column adds for its distill.conflicts (engine/conflict.py)
+_CONFLICT_NOTES = {"keep": "", "project": ", conflicts with CE projected out", "measure": ""}
 
 # loss-entry keys added after comparison folders were first written, with their defaults
 _LATER_KEYS = {"rebalance": "once", "project": False, "warmup_epochs": 0.0}
@@ -464,7 +467,7 @@ def _train_seed(run_dir: Path, comparison: Comparison, base: Recipe, variants: d
                                    mixup=variant.student.mixup, distill=variant.distill)
             new_cells.append({"row": name, "test_acc": result["test_acc"], "seconds": result["seconds"],
                               "losses": "CE + " + describe_losses(variant.distill.losses)
-                              + (", conflicts with CE projected out" if variant.distill.conflicts == "project" else ""),
+                              + _CONFLICT_NOTES[variant.distill.conflicts],
                               "spec": specs[name],
                               "health": result.get("health", []), "weights": term_weights(result["history"][-1])})
             _append_cells(run_dir, seed, new_cells)

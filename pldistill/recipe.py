@@ -221,10 +221,11 @@ class Distill(Section):
         2, ge=0, description="the first steps of every later epoch on which each term's gradient ratio to CE is "
         "measured again (grad_ratio_epoch/ in the history; the health check reads it); 0: never"
     )
-    conflicts: Literal["keep", "project"] = Field(
+    conflicts: Literal["keep", "project", "measure"] = Field(
         "keep", description="project: on every step, the part of the distillation terms' gradient on the student "
         "that opposes CE's is removed (one-sided PCGrad, engine/conflict.py), so to first order distillation never "
-        "raises the batch's CE; costs one more backward pass per step"
+        "raises the batch's CE; measure: only record how often it opposes CE (conflict/ in the history); both cost one "
+        "more backward pass per step"
     )
     health: Health = Health()
 

@@ -63,9 +63,10 @@ def weight_lines(results: dict) -> list[str]:
              f"{w['grad_ratio'] if w['grad_ratio'] is not None else float('nan'):.2g}× CE's on the first steps"
              for term, w in weights.items()]
     conflicts = [h for h in history if "conflict/fraction" in h]
-    if conflicts:  # gradient surgery ran (engine/conflict.py): how hard the teacher pulled against the labels
+    if conflicts:  # gradient surgery ran or measured (engine/conflict.py): how hard the teacher pulled against CE
         first, last = conflicts[0], conflicts[-1]
-        lines.append(f"conflicts with CE projected out: the terms' gradient opposed CE's on "
+        done = "conflicts with CE projected out" if last.get("conflict/projected", 1.0) else "conflicts with CE measured"
+        lines.append(f"{done}: the terms' gradient opposed CE's on "
                      f"{100 * first['conflict/fraction']:.0f}% of epoch 1's steps (mean cosine "
                      f"{first['conflict/cosine']:+.2f}) and {100 * last['conflict/fraction']:.0f}% of the last "
                      f"epoch's ({last['conflict/cosine']:+.2f})")

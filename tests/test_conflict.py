@@ -65,7 +65,8 @@ def test_a_pure_harm_term_is_removed_and_a_helpful_one_kept_on_a_real_backward()
         for got, want in zip(_grads(model), expected):
             torch.testing.assert_close(got, want)
     metrics = projection.epoch_metrics()
-    assert metrics == {"conflict/fraction": 0.5, "conflict/cosine": pytest.approx(0.0, abs=1e-6)}  # −1 then +1
+    assert metrics == {"conflict/fraction": 0.5, "conflict/cosine": pytest.approx(0.0, abs=1e-6),  # −1 then +1
+                       "conflict/projected": 1.0}
     assert projection.epoch_metrics() == {}  # a new epoch starts empty
 
 
@@ -94,6 +95,11 @@ def test_training_with_a_term_that_only_opposes_ce_under_projection_is_training_
     assert all(h["conflict/cosine"] == pytest.approx(-1.0, abs=1e-4) for h in result.history)
     assert harmed.history[-1]["train/terms/ce"] > 2 * result.history[-1]["train/terms/ce"]  # unprojected: it harms
     assert "conflict/fraction" not in harmed.history[-1]
+    measured_model, measured = train(harm, "measure")  # the same numbers, the gradients left as they are
+    for p, q in zip(measured_model.parameters(), unprojected.parameters()):
+        torch.testing.assert_close(p, q, rtol=0, atol=0)
+    assert [h["conflict/fraction"] for h in measured.history] == [1.0, 1.0]
+    assert measured.history[-1]["conflict/projected"] == 0.0
 
 
 def test_the_report_says_how_often_the_terms_opposed_ce():
@@ -104,6 +110,9 @@ def test_the_report_says_how_often_the_terms_opposed_ce():
     lines = weight_lines({"students": {"distilled": {"history": history}}})
     assert lines[-1] == ("conflicts with CE projected out: the terms' gradient opposed CE's on 25% of epoch 1's "
                          "steps (mean cosine -0.03) and 75% of the last epoch's (-0.20)")
+    measured = [{**h, "conflict/projected": 0.0} for h in history]
+    assert weight_lines({"students": {"distilled": {"history": measured}}})[-1].startswith(
+        "conflicts with CE measured: the terms' gradient opposed CE's on 25% of epoch 1's")
     plain = [{"weight/sp": 600.0, "grad_ratio/sp": 1.0}]  # a run without gradient surgery
     assert not any("conflict" in line for line in weight_lines({"students": {"distilled": {"history": plain}}}))
 

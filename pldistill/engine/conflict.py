@@ -23,7 +23,9 @@ are left as they are. Under torchrun both gradients are the global batch's.
 
 Cost: one more backward pass of CE through the student per step. Each epoch
 records how often the terms conflicted with CE and their mean cosine before
-projection (``conflict/``), which says how far the teacher pulls against the labels.
+projection (``conflict/``), which says how far the teacher pulls against the labels;
+``distill.conflicts: measure`` records them and leaves the gradients as they are
+(a diagnostic: e.g. a privileged teacher against a same-modality one).
 """
 
 from __future__ import annotations
@@ -51,7 +53,8 @@ def project_away_conflict(g_ce: Tensor, g_total: Tensor) -> tuple[Tensor, float]
 class ConflictProjection:
     """Per step: CE's gradient before the backward pass, then the projection of what the terms added."""
 
-    def __init__(self):
+    def __init__(self, project: bool = True):
+        self.project = project  # False: only measure
         self._reset()
 
     def _reset(self) -> None:
@@ -76,7 +79,7 @@ class ConflictProjection:
             self.steps += 1
             self.conflicts += cosine < 0
             self.cosine_sum += cosine
-            if projected is g_total:
+            if projected is g_total or not self.project:
                 return
             offset = 0
             for p in params:
@@ -91,6 +94,7 @@ class ConflictProjection:
         """This epoch's share of conflicting steps and mean cosine (before projection); starts the next epoch."""
         if not self.steps:
             return {}
-        out = {"conflict/fraction": self.conflicts / self.steps, "conflict/cosine": self.cosine_sum / self.steps}
+        out = {"conflict/fraction": self.conflicts / self.steps, "conflict/cosine": self.cosine_sum / self.steps,
+               "conflict/projected": float(self.project)}
         self._reset()
         return out

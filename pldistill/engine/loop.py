@@ -77,7 +77,8 @@ def fit(
     of every later epoch and, for terms that rebalance, set again there (``balance.py``).
     ``input_dropout`` zeroes whole parts of a stacked training input (``modality_dropout.py``).
     ``mixup`` mixes every training batch, the teacher's input with the student's (``mixup.py``).
-    ``conflicts="project"`` removes the part of the terms' gradient that opposes CE's (``conflict.py``).
+    ``conflicts="project"`` removes the part of the terms' gradient that opposes CE's (``conflict.py``);
+    ``"measure"`` only records how often it does.
     """
     if teacher_cache is not None and any(t.trains_teacher for t in terms):
         raise ValueError("a loss that trains the teacher with the student (C2KD) needs the live teacher, not its "
@@ -95,7 +96,7 @@ def fit(
         callback.on_fit_start(state)  # e.g. resume: before DDP copies rank 0's weights
     step = _BatchStep(wrap_for_ranks(model, learned, device), modality, teacher, teacher_modality, terms,
                       teacher_cache, device, schedule, state.balance, input_dropout, mixup)
-    projection = ConflictProjection() if conflicts == "project" and terms else None
+    projection = ConflictProjection(project=conflicts == "project") if conflicts != "keep" and terms else None
     for epoch in range(state.epoch, schedule.epochs):
         if state.stop:  # a callback ended training (the health check's on_harm: stop)
             break
