@@ -5,6 +5,8 @@ trains, how much of the privileged teacher a network on the student's input
 reproduces (``control.teacher_agreement``: docs/controls.md) and, at the end,
 the privileged gain (distilled − control student). This gathers both from
 every ``results.json`` under the given folders (run folders, sweep folders),
+and from every ``pldistill compare`` folder whose same-modality controls recorded
+it (``agreement.jsonl``: one point per seed and controlled row),
 groups the runs by recipe (and sweep cell), and reports per group the mean
 agreement at the last distilled teacher stage and the privileged gain, mean ±
 std over seeds, plus the rank correlation across groups and a scatter plot.
@@ -42,6 +44,33 @@ def gather(folders: list[Path]) -> list[dict]:
             rows.append({"group": group, "seed": results["seed"], "run": str(path.parent),
                          "privileged_gain": control["privileged_gain"],
                          **{m: _last_stage(control["teacher_agreement"], m) for m in METRICS}})
+        for path in sorted(folder.rglob("comparison.json")):
+            rows += _comparison_rows(path)
+    return rows
+
+
+def _comparison_rows(path: Path) -> list[dict]:
+    """A comparison folder: one row per seed and same-modality control pair (row − control), with that seed's
+    agreement of the privileged teacher with the control's teacher (agreement.jsonl, written by compare)."""
+    import yaml
+
+    results = json.loads(path.read_text())
+    if not results.get("agreement"):
+        return []
+    variants = (yaml.safe_load((path.parent / "comparison.yaml").read_text()) or {}).get("variants", {})
+    acc = {(c["seed"], c["row"]): c["test_acc"] for c in results["cells"]}
+    rows = []
+    for gain in results.get("controlled_gains", []):
+        modality = (variants.get(gain["control"]) or {}).get("teacher_modality")
+        if not isinstance(modality, str):  # shuffled or class-mean controls say nothing about the modality
+            continue
+        for record in results["agreement"]:
+            seed = record["seed"]
+            if record["modality"] != modality or (seed, gain["row"]) not in acc or (seed, gain["control"]) not in acc:
+                continue
+            rows.append({"group": f"{results['comparison']} [{gain['row']}]", "seed": seed, "run": str(path.parent),
+                         "privileged_gain": acc[seed, gain["row"]] - acc[seed, gain["control"]],
+                         **{m: _last_stage(record, m) for m in METRICS}})
     return rows
 
 
@@ -109,7 +138,7 @@ def draw(summary: dict, path: Path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("folders", type=Path, nargs="+", help="run or sweep folders (searched for results.json)")
+    parser.add_argument("folders", type=Path, nargs="+", help="run, sweep or compare folders (searched for results.json and comparison.json)")
     parser.add_argument("--out", type=Path, required=True, help="where agreement.json, .md and .png go")
     args = parser.parse_args(argv)
     rows = gather(args.folders)

@@ -31,6 +31,7 @@ from .recipe import (LossEntries, Recipe, RecipeError, Section, check_shuffleabl
                      parse_recipe, read_yaml)
 from .engine.balance import term_weights
 from .report import describe_losses
+from .teacher_agreement import describe_mean_agreement, read_agreements, record_agreement, teacher_agreement
 from .stages.controls import CONTROL_MEANINGS, TeacherSignal
 
 VARIANT_NAME = r"^[a-z0-9][a-z0-9_+\-]*$"
@@ -369,12 +370,14 @@ def run_comparison(
         "seconds": time.perf_counter() - started,
         "rows": summary,
         "controlled_gains": gains,
+        "agreement": read_agreements(run_dir),
         "cells": cells,
     }
     (run_dir / "comparison.json").write_text(json.dumps(results, indent=2))
     if num_test is None:  # nothing trained in this call (a finished folder resumed): count the test split
         num_test = len(test_split)
-    (run_dir / "comparison.md").write_text(_table(comparison, summary, gains, device, base, num_test, cells))
+    (run_dir / "comparison.md").write_text(_table(comparison, summary, gains, device, base, num_test, cells,
+                                                  results["agreement"]))
     plot_comparison(summary, run_dir / "comparison.png",
                     f"{comparison.name}: {base.student.model} ({base.student.modality}), "
                     f"{len(comparison.seeds)} seed(s)")
@@ -434,6 +437,7 @@ def _train_seed(run_dir: Path, comparison: Comparison, base: Recipe, variants: d
                 new_cells.append({"row": "scratch", "test_acc": result["test_acc"], "seconds": result["seconds"],
                                   "losses": "CE"})
         controls: dict[str, tuple] = {}  # teacher modality → (run, teacher) of the same-budget control
+        measured = {(a["seed"], a["modality"]) for a in read_agreements(run_dir)}
         hallucinations: dict[str, tuple] = {}  # hallucinate losses → (run, network)
         for name, variant in variants.items():
             modality = variant.teacher.modality
@@ -443,6 +447,9 @@ def _train_seed(run_dir: Path, comparison: Comparison, base: Recipe, variants: d
                 sub = control_run(run, variant.model_copy(update={"seed": seed}), control_row)
                 tutor, info = obtain_teacher(sub, step=f"{head}control ")
                 controls[modality] = (sub, tutor)
+                if run.probe is not None and (seed, modality) not in measured:  # the diagnostic, before students
+                    agreement = teacher_agreement(run.probe, tutor)
+                    record_agreement(run_dir, seed, base.teacher.modality, modality, agreement)
                 if control_row in todo:
                     new_cells.append({"row": control_row, "test_acc": info["test_acc"], "seconds": info["seconds"],
                                       "losses": f"CE on {modality!r} (same model and budget as the teacher)"})
@@ -479,8 +486,8 @@ def _train_seed(run_dir: Path, comparison: Comparison, base: Recipe, variants: d
 
 
 def _table(comparison: Comparison, summary: list[dict], gains: list[dict], device: str, base: Recipe,
-           num_test: int, cells: list[dict] = ()) -> str:
-    """comparison.md: the table, the controlled gains and the overrides it was trained with."""
+           num_test: int, cells: list[dict] = (), agreement: list[dict] = ()) -> str:
+    """comparison.md: the table, the controlled gains, the teacher agreement and the overrides it was trained with."""
     table = comparison_table(comparison.name, summary, device, base, num_test)
     for g in gains:
         control = comparison.variants[g["control"]]
@@ -488,6 +495,8 @@ def _table(comparison: Comparison, summary: list[dict], gains: list[dict], devic
                    else "what the privileged modality adds beyond having a teacher of the same model and budget")
         table += (f"\n{g['row']} − {g['control']} (paired over {g['seeds']} seeds): "
                   f"{100 * g['mean']:+.1f} ± {100 * g['std']:.1f} points — {meaning}.\n")
+    if agreement:
+        table += "".join(f"\n{line}\n" for line in describe_mean_agreement(agreement))
     notes = health_notes(cells)
     if notes:
         table += "\nHealth check:\n\n" + "".join(f"- {n}\n" for n in notes)

@@ -23,6 +23,10 @@ They are measured on the held-out probe, never used to choose anything.
 
 from __future__ import annotations
 
+import json
+import statistics
+from pathlib import Path
+
 import torch
 from torch import Tensor
 
@@ -55,3 +59,30 @@ def describe_agreement(agreement: dict[str, float]) -> str:
     stages = dict.fromkeys(k.split("/", 1)[1] for k in agreement)
     return "; ".join(f"CKA {agreement[f'cka/{t}']:.2f}, similarities r = {agreement[f'simcorr/{t}']:.2f} "
                      f"(within class {agreement[f'simcorr_within_class/{t}']:.2f}) at {t}" for t in stages)
+
+
+AGREEMENT_FILE = "agreement.jsonl"  # in a comparison folder: one line per (seed, control teacher's modality)
+
+
+def record_agreement(folder: Path, seed: int, privileged: str, modality: str, agreement: dict[str, float]) -> None:
+    """Append one seed's agreement of the privileged teacher with a control teacher (one flushed line)."""
+    with open(Path(folder) / AGREEMENT_FILE, "a") as f:
+        f.write(json.dumps({"seed": seed, "privileged": privileged, "modality": modality, **agreement}) + "\n")
+
+
+def read_agreements(folder: Path) -> list[dict]:
+    path = Path(folder) / AGREEMENT_FILE
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
+
+
+def describe_mean_agreement(records: list[dict]) -> list[str]:
+    """One sentence per control modality: the metrics' means over the seeds that measured them."""
+    lines = []
+    for modality in dict.fromkeys(r["modality"] for r in records):
+        mine = [r for r in records if r["modality"] == modality]
+        keys = [k for k in mine[0] if "/" in k]
+        mean = {k: statistics.fmean(r[k] for r in mine) for k in keys}
+        lines.append(f"Teacher agreement, the {mine[0]['privileged']} teacher against the {modality} one on the probe "
+                     f"(measured before any student they teach trained), mean over {len(mine)} seed(s): "
+                     f"{describe_agreement(mean)}.")
+    return lines

@@ -42,3 +42,29 @@ def test_groups_by_recipe_and_sweep_cell_and_ranks_agreement_against_gain(tmp_pa
 def test_folders_without_measured_runs_say_so(tmp_path, capsys):
     assert main([str(tmp_path), "--out", str(tmp_path / "out")]) == 1
     assert "no finished run" in capsys.readouterr().out
+
+
+def test_a_comparison_folder_gives_one_point_per_seed_and_same_modality_control(tmp_path):
+    import yaml
+
+    folder = tmp_path / "cmp"
+    folder.mkdir()
+    variants = {"sp": [{"name": "sp"}], "sp-rgb": {"teacher_modality": "rgb", "control_for": "sp"},
+                "sp-shuffled": {"teacher_modality": None, "teacher_signal": "shuffled", "control_for": "sp"}}
+    (folder / "comparison.yaml").write_text(yaml.safe_dump({"variants": variants}))
+    cells = [{"seed": s, "row": r, "test_acc": a} for s, r, a in
+             [(0, "sp", 0.50), (0, "sp-rgb", 0.45), (0, "sp-shuffled", 0.40),
+              (1, "sp", 0.40), (1, "sp-rgb", 0.43), (1, "sp-shuffled", 0.30), (2, "sp", 0.5)]]
+    agreement = [{"seed": s, "privileged": "depth", "modality": "rgb", "cka/t4": 0.5, "simcorr/t4": 0.6,
+                  "simcorr_within_class/t4": w, "cka/t2": 0.9, "simcorr/t2": 0.9, "simcorr_within_class/t2": 0.9}
+                 for s, w in ((0, 0.3), (1, 0.2), (2, 0.1))]  # seed 2 has no control student: no point
+    gains = [{"row": "sp", "control": "sp-rgb"}, {"row": "sp", "control": "sp-shuffled"}]
+    (folder / "comparison.json").write_text(json.dumps({"comparison": "flag_cmp", "cells": cells,
+                                                        "controlled_gains": gains, "agreement": agreement}))
+    out = tmp_path / "out"
+    assert main([str(tmp_path), "--out", str(out)]) == 0
+    summary = json.loads((out / "agreement.json").read_text())
+    assert [(r["group"], r["seed"]) for r in summary["runs"]] == [("flag_cmp [sp]", 0), ("flag_cmp [sp]", 1)]
+    assert [r["privileged_gain"] for r in summary["runs"]] == pytest.approx([0.05, -0.03])  # vs sp-rgb only
+    (group,) = summary["groups"]
+    assert group["simcorr_within_class"] == pytest.approx(0.25)

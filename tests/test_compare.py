@@ -87,6 +87,15 @@ def test_same_modality_control_trains_its_own_teacher_and_reports_the_privileged
     control = torch.load(run_dir / "seed0" / "teacher_rgb" / "checkpoints" / "teacher.pt", weights_only=True)
     assert control["state_dict"]["conv1.0.weight"].shape[1] == 3  # the control teacher takes RGB
     assert "sp − sp-rgb (paired over 1 seeds)" in (run_dir / "comparison.md").read_text()
+    # the diagnostic, measured on the probe when the control teacher is ready: one line per seed and modality
+    (record,) = results["agreement"]
+    assert record["seed"] == 0 and record["privileged"] == "depth" and record["modality"] == "rgb"
+    (stage,) = [k.split("/")[1] for k in record if k.startswith("cka/")]  # the distilled teacher stage
+    assert -1 <= record[f"simcorr/{stage}"] <= 1 and 0 <= record[f"cka/{stage}"] <= 1 + 1e-6
+    assert (f"Teacher agreement, the depth teacher against the rgb one on the probe (measured before any student "
+            f"they teach trained), mean over 1 seed(s): CKA {record[f'cka/{stage}']:.2f}, similarities r = "
+            f"{record[f'simcorr/{stage}']:.2f}") in (run_dir / "comparison.md").read_text()
+    assert len((run_dir / "agreement.jsonl").read_text().splitlines()) == 1
 
 
 def test_resume_refuses_a_variant_whose_losses_changed(comparison, capsys):
