@@ -140,8 +140,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("folders", type=Path, nargs="+", help="run, sweep or compare folders (searched for results.json and comparison.json)")
     parser.add_argument("--out", type=Path, required=True, help="where agreement.json, .md and .png go")
+    parser.add_argument("--include", type=Path, nargs="*", default=[],
+                        help="earlier agreement.json files whose runs join these (their folders need not exist)")
     args = parser.parse_args(argv)
-    rows = gather(args.folders)
+    rows = [row for path in args.include for row in json.loads(path.read_text())["runs"]] + gather(args.folders)
     if not rows:
         print("no finished run with a same-modality control and its teacher agreement under these folders")
         return 1

@@ -68,3 +68,13 @@ def test_a_comparison_folder_gives_one_point_per_seed_and_same_modality_control(
     assert [r["privileged_gain"] for r in summary["runs"]] == pytest.approx([0.05, -0.03])  # vs sp-rgb only
     (group,) = summary["groups"]
     assert group["simcorr_within_class"] == pytest.approx(0.25)
+
+
+def test_earlier_summaries_join_the_new_folders_points(tmp_path):
+    _run(tmp_path / "old" / "r0", "flag", 0, -0.10, 0.1)
+    assert main([str(tmp_path / "old"), "--out", str(tmp_path / "first")]) == 0
+    _run(tmp_path / "new" / "r1", "rgbd", 0, 0.02, 0.4)
+    assert main([str(tmp_path / "new"), "--include", str(tmp_path / "first" / "agreement.json"),
+                 "--out", str(tmp_path / "both")]) == 0
+    summary = json.loads((tmp_path / "both" / "agreement.json").read_text())
+    assert [g["group"] for g in summary["groups"]] == ["flag", "rgbd"]
