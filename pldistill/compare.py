@@ -170,18 +170,21 @@ _CONFLICT_NOTES = {"keep": "", "project": ", conflicts with CE projected out", "
 _LATER_KEYS = {"rebalance": "once", "project": False, "warmup_epochs": 0.0}
 
 
+def _without_later_defaults(losses: list[dict]) -> list[dict]:
+    """Loss entries with the later keys at their default left out, so older folders' rows still resume."""
+    return [{k: v for k, v in loss.items() if k not in _LATER_KEYS or v != _LATER_KEYS[k]} for loss in losses]
+
+
 def _recorded_spec(spec: list | dict) -> list | dict:
-    """A cell's recorded spec with the later keys at their default left out, as _spec leaves them out."""
-    def strip(losses: list) -> list:
-        return [{k: v for k, v in loss.items() if k not in _LATER_KEYS or v != _LATER_KEYS[k]} for loss in losses]
-    return strip(spec) if isinstance(spec, list) else {**spec, "losses": strip(spec["losses"])}
+    """A cell's recorded spec in the form _spec gives (folders of 12-05 recorded project: false)."""
+    if isinstance(spec, list):
+        return _without_later_defaults(spec)
+    return {**spec, "losses": _without_later_defaults(spec["losses"])}
 
 
 def _spec(row: Variant, recipe: Recipe) -> list | dict:
     """What a row's cells were trained with: a changed row is never resumed into old cells."""
-    # keys added later are left out at their default, so older folders' rows still resume
-    losses = [loss.model_dump(mode="json", exclude={k for k, v in _LATER_KEYS.items() if getattr(loss, k) == v})
-              for loss in recipe.distill.losses]
+    losses = _without_later_defaults([loss.model_dump(mode="json") for loss in recipe.distill.losses])
     if (row.teacher_modality is None and row.teacher_signal == "paired" and row.mixup is None and row.health is None
             and row.hallucinate is None and row.conflicts is None):
         return losses  # the form older folders recorded

@@ -63,8 +63,10 @@ class ConflictProjection:
 
     def prepare(self, ce: Tensor, params: Sequence[nn.Parameter],
                 scale: Callable[[Tensor], Tensor]) -> Callable[[], None]:
-        """CE's gradient (scaled as the loss will be) → a function that projects ``params``' gradients after backward."""
-        params = [p for p in params if p.requires_grad]
+        """CE's gradient (scaled as the loss will be) → a function that projects ``params``' gradients after backward.
+
+        ``params``: the student's trained parameters (the loop's list, already without frozen ones).
+        """
         grads = torch.autograd.grad(scale(ce), params, retain_graph=True, allow_unused=True)
         g_ce = torch.cat([(torch.zeros_like(p) if g is None else g).reshape(-1).float()
                           for p, g in zip(params, grads)])
