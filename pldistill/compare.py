@@ -432,9 +432,10 @@ def _train_seed(run_dir: Path, comparison: Comparison, base: Recipe, variants: d
             new_cells.append({"row": "teacher", "test_acc": teacher_info["test_acc"],
                               "seconds": teacher_info["seconds"], "losses": "CE on the privileged modality"})
         # the health check compares every distilled student with the scratch student's epochs: a folder that
-        # kept only its cells (e.g. copied from experiments/results) trains the scratch student again for them
+        # kept only its cells (e.g. copied from experiments/results) trains the scratch student again for them,
+        # and a finished one is read back before any control's sub-run copies the reference
         distilled = any(r in variants for r in todo)
-        if "scratch" in todo or (distilled and run.folder.finished("student_scratch") is None):
+        if "scratch" in todo or distilled:
             result = train_student(run, "scratch", step=head)
             if "scratch" in todo:
                 new_cells.append({"row": "scratch", "test_acc": result["test_acc"], "seconds": result["seconds"],

@@ -291,3 +291,25 @@ def test_a_hallucination_row_trains_a_network_on_the_students_modality_that_then
     (root / "bad.yaml").write_text(yaml.safe_dump({**COMPARISON, "variants": bad}))
     assert main(["compare", str(root / "bad.yaml"), "--quiet"]) == 2
     assert "does not combine with 'teacher_modality'" in capsys.readouterr().err
+
+
+def test_a_resumed_control_row_is_health_checked_against_the_scratch_student(comparison, monkeypatch):
+    """A control's sub-run copies the scratch reference when it is made: a resumed seed must read it back first."""
+    from pldistill.engine import health as health_module
+    from pldistill.stages import context
+
+    references = []
+
+    class Recording(health_module.HealthCheck):
+        def __init__(self, policy, reference):
+            references.append(reference)
+            super().__init__(policy, reference)
+
+    monkeypatch.setattr(context, "HealthCheck", Recording)
+    sp = [{"name": "sp", "weight": 3000.0, "pairs": [{"teacher": -1, "student": -1}]}]
+    path, run_dir = _copy_with_rows(comparison, "control_health",
+                                    {"sp-rgb-teacher": {"teacher_modality": "rgb", "control_for": "sp", "losses": sp}})
+    assert main(["compare", str(path), "--resume", str(run_dir), "--seeds", "0", "--rows", "sp-rgb-teacher",
+                 "--quiet"]) == 0
+    scratch = torch.load(run_dir / "seed0" / "checkpoints" / "student_scratch.pt", weights_only=True)
+    assert references == [scratch["result"]["history"]]  # the control student's, and not None
