@@ -49,7 +49,8 @@ class Variant(Section):
 
     losses: list[LossEntries] = Field(min_length=1)
     teacher_modality: str | None = Field(
-        None, description="train the teacher (same model and budget) on this modality instead"
+        None, description="train the teacher (same model and budget) on this modality instead (a teacher on one "
+        "modality drops the base's teacher.modality_dropout: it has no parts to drop)"
     )
     control_for: str | None = Field(
         None, description="the row this one controls: the table reports that row minus this one, paired"
@@ -143,7 +144,10 @@ def load_comparison(path: str | Path, overrides: list[str] | tuple = ()) -> tupl
             distill["conflicts"] = row.conflicts
         raw_variant = {**base_raw, "distill": distill}
         if row.teacher_modality is not None:
-            raw_variant["teacher"] = {**base_raw["teacher"], "modality": row.teacher_modality}
+            teacher = {**base_raw["teacher"], "modality": row.teacher_modality}
+            if row.teacher_modality not in base.data.stack:  # one modality: no part of it to drop
+                teacher.pop("modality_dropout", None)
+            raw_variant["teacher"] = teacher
         if row.mixup is not None:
             raw_variant["student"] = {**base_raw["student"], "mixup": row.mixup}
         try:

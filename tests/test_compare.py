@@ -313,3 +313,25 @@ def test_a_resumed_control_row_is_health_checked_against_the_scratch_student(com
                  "--quiet"]) == 0
     scratch = torch.load(run_dir / "seed0" / "checkpoints" / "student_scratch.pt", weights_only=True)
     assert references == [scratch["result"]["history"]]  # the control student's, and not None
+
+
+def test_a_control_on_one_modality_of_a_dropout_teachers_stack_is_the_plain_teacher_of_that_modality(tmp_path):
+    """ModDrop zeroes parts of a stack; a control teacher on RGB alone has none, so it is the ordinary RGB teacher
+    (same hash: the flagship's cached RGB teacher is reused) instead of a refusal."""
+    from pldistill.compare import load_comparison
+    from pldistill.recipe import parse_recipe
+
+    stacked = {**BASE, "data": {**BASE["data"], "stack": {"rgbd": ["rgb", "depth"]}},
+               "teacher": {"model": "resnet10t", "modality": "rgbd", "modality_dropout": 0.5}}
+    (tmp_path / "base.yaml").write_text(yaml.safe_dump(stacked))
+    sp = [{"name": "sp", "weight": 1.0, "relative": True, "pairs": [{"teacher": -1, "student": -1}]}]
+    variants = {"sp": sp, "sp-rgb-teacher": {"teacher_modality": "rgb", "control_for": "sp", "losses": sp}}
+    (tmp_path / "cmp.yaml").write_text(yaml.safe_dump({**COMPARISON, "variants": variants}))
+    _, base, recipes = load_comparison(tmp_path / "cmp.yaml")
+    assert (recipes["sp"].teacher.modality, recipes["sp"].teacher.modality_dropout) == ("rgbd", 0.5)
+    control = recipes["sp-rgb-teacher"]
+    assert (control.teacher.modality, control.teacher.modality_dropout) == ("rgb", 0.0)
+    plain_rgb = parse_recipe({**BASE, "teacher": {"model": "resnet10t", "modality": "rgb"}}, tmp_path / "p.yaml")
+    assert control.teacher_hash() == plain_rgb.teacher_hash()
+    assert recipes["sp"].teacher_hash() != base.model_copy(
+        update={"teacher": base.teacher.model_copy(update={"modality_dropout": 0.0})}).teacher_hash()
