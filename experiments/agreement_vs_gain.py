@@ -22,6 +22,7 @@ import statistics
 from pathlib import Path
 
 METRICS = ("cka", "simcorr", "simcorr_within_class")
+_MODEL_KEYS = ("teacher.model", "student.model")  # overrides that make a comparison file another pair
 
 
 def _last_stage(agreement: dict[str, float], metric: str) -> float:
@@ -57,7 +58,10 @@ def _comparison_rows(path: Path) -> list[dict]:
     results = json.loads(path.read_text())
     if not results.get("agreement"):
         return []
-    variants = (yaml.safe_load((path.parent / "comparison.yaml").read_text()) or {}).get("variants", {})
+    recorded = yaml.safe_load((path.parent / "comparison.yaml").read_text()) or {}
+    variants = recorded.get("variants", {})
+    models = [o.split("=", 1)[1] for o in recorded.get("overrides", []) if o.split("=")[0] in _MODEL_KEYS]
+    name = results["comparison"] + (f" ({' → '.join(models)})" if models else "")  # one file, several pairs
     acc = {(c["seed"], c["row"]): c["test_acc"] for c in results["cells"]}
     rows = []
     for gain in results.get("controlled_gains", []):
@@ -68,17 +72,22 @@ def _comparison_rows(path: Path) -> list[dict]:
             seed = record["seed"]
             if record["modality"] != modality or (seed, gain["row"]) not in acc or (seed, gain["control"]) not in acc:
                 continue
-            rows.append({"group": f"{results['comparison']} [{gain['row']}]", "seed": seed, "run": str(path.parent),
+            rows.append({"group": f"{name} [{gain['row']}]", "seed": seed, "run": str(path.parent),
                          "privileged_gain": acc[seed, gain["row"]] - acc[seed, gain["control"]],
                          **{m: _last_stage(record, m) for m in METRICS}})
     return rows
 
 
+def _ranks(values: list[float]) -> list[float]:
+    """Ranks from 0, ties sharing their mean rank (Spearman): groups distilled from one teacher pair share its agreement."""
+    order = sorted(values)
+    return [order.index(v) + (order.count(v) - 1) / 2 for v in values]
+
+
 def _spearman(x: list[float], y: list[float]) -> float | None:
     if len(x) < 3:
         return None
-    rank = lambda v: [sorted(v).index(a) for a in v]  # noqa: E731  (no ties expected in measured floats)
-    rx, ry = rank(x), rank(y)
+    rx, ry = _ranks(x), _ranks(y)
     try:
         return statistics.correlation([float(a) for a in rx], [float(b) for b in ry])
     except statistics.StatisticsError:  # one side constant: no ranking to compare

@@ -78,3 +78,14 @@ def test_earlier_summaries_join_the_new_folders_points(tmp_path):
                  "--out", str(tmp_path / "both")]) == 0
     summary = json.loads((tmp_path / "both" / "agreement.json").read_text())
     assert [g["group"] for g in summary["groups"]] == ["flag", "rgbd"]
+
+
+def test_tied_agreements_share_their_mean_rank_as_spearmans_rho_defines_it():
+    from experiments.agreement_vs_gain import _ranks, _spearman
+
+    assert _ranks([0.5, 0.2, 0.5, 0.9]) == [1.5, 0.0, 1.5, 3.0]
+    # three methods on one teacher pair (one agreement), two other pairs. By hand: agreement ranks [2, 2, 2, 0, 4],
+    # gain ranks [4, 1, 2, 0, 3]; deviations from the mean rank 2 give Σdxdy = 6, Σdx² = 8, Σdy² = 10, so
+    # rho = 6 / √80 = 0.671 (the minimum rank for ties, as before, gave 0.521)
+    agreement, gain = [0.53, 0.53, 0.53, 0.15, 0.83], [2.2, -1.1, 0.8, -5.8, 1.0]
+    assert _spearman(agreement, gain) == pytest.approx(6 / 80 ** 0.5)
