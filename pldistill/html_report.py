@@ -14,6 +14,7 @@ from pathlib import Path
 from . import figures
 from .probe import ProbeSnapshot
 from .teacher_agreement import describe_agreement
+from .diagnosis import readings
 from .report import health_lines, weight_lines
 
 STYLE = """
@@ -124,6 +125,9 @@ def build_report(run_dir: str | Path) -> Path:
         f"{html.escape(str(run_dir))}</p>",
         _table(["role", "model", "modality", "test accuracy"], roles),
     ]
+    said = readings(results)  # why it helped or not, from the run's own controls
+    if said:
+        parts.append("<h2>reading the controls</h2>" + "".join(f"<p>{html.escape(r)}</p>" for r in said))
     health = health_lines(results)  # distillation that hurts the student is said where it is seen
     if health:
         parts.append("<h2>health check</h2>" + "".join(f"<p class='warn'>{html.escape(m)}</p>" for m in health))

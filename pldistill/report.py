@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .diagnosis import readings
 from .engine.balance import term_weights
 from .losses.registry import loss_spec
 from .teacher_agreement import describe_agreement
@@ -131,6 +132,7 @@ def results_table(results: dict, recipe) -> str:
         lines.append(f"Instance gain (distilled − shuffled pairing): {100 * instance['instance_gain']:+.1f} points; "
                      f"beyond class means (distilled − class-mean teacher): "
                      f"{100 * instance['beyond_class_mean']:+.1f} points.")
+    lines += [f"Reading: {r}" for r in readings(results)]
     weights = weight_lines(results)
     if weights:
         lines.append("Distillation weights (distilled student): " + "; ".join(weights) + ".")
