@@ -7,10 +7,10 @@ significance test; the comparisons over seeds are `pldistill compare`'s):
 
 - **the teacher's model is weaker at the student's input than the student**:
   the control teacher (same model and budget, trained on the student's
-  modality) is no more accurate than the scratch student. What any teacher of
-  that model computes from this input is then no better than what the student
-  finds alone (on `convnext_atto` → `regnetx_002`, RESULTS.md, every teacher
-  signal tried cost the student points);
+  modality) is no more accurate than the scratch student. No gain can then
+  come from a stronger model, only from the privileged input (on
+  `convnext_atto` → `regnetx_002`, RESULTS.md, every teacher signal tried
+  cost the student points);
 - **any teacher did as much**: the control student gained over scratch at
   least as much as the distilled one, so the gain is having a teacher, not
   the privileged input (privileged gain ≤ 0);
@@ -40,8 +40,9 @@ def readings(results: dict) -> list[str]:
         if teacher.get("test_acc") is not None and teacher["test_acc"] <= scratch:
             out.append(f"The teacher's model trained on {modality!r} reaches {100 * teacher['test_acc']:.1f}%, no "
                        f"more than the student from scratch ({100 * scratch:.1f}%): at the student's input the "
-                       "teacher is the weaker network, so what it passes on is unlikely to beat what the student "
-                       "learns alone; a teacher model stronger at this input, or no distillation, may serve better.")
+                       "teacher's model is the weaker network, so no gain here can come from a stronger model, only "
+                       "from what the privileged input adds; a teacher model stronger at this input may serve "
+                       "better.")
         gain, control_gain = results["distill_gain"], student["test_acc"] - scratch
         if control["privileged_gain"] > 0:
             out.append(f"On this seed the privileged input added {_points(control['privileged_gain'])} beyond the same "
