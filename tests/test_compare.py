@@ -335,3 +335,24 @@ def test_a_control_on_one_modality_of_a_dropout_teachers_stack_is_the_plain_teac
     assert control.teacher_hash() == plain_rgb.teacher_hash()
     assert recipes["sp"].teacher_hash() != base.model_copy(
         update={"teacher": base.teacher.model_copy(update={"modality_dropout": 0.0})}).teacher_hash()
+
+
+def test_a_mixup_row_is_health_checked_on_test_accuracy_only(comparison, monkeypatch):
+    """STKD's student trains on mixed samples and labels while scratch does not: its training CE is higher by
+    construction (engine/health.py), so its check compares test accuracy only; a row without mixup keeps both."""
+    from pldistill.engine import health as health_module
+    from pldistill.stages import context
+
+    compared = {}
+
+    class Recording(health_module.HealthCheck):
+        def __init__(self, policy, reference, compare_ce=True):
+            compared[len(compared)] = compare_ce
+            super().__init__(policy, reference, compare_ce)
+
+    monkeypatch.setattr(context, "HealthCheck", Recording)
+    stkd = {"mixup": 1.0, "losses": [{"name": "stkd", "weight": 1.0}]}
+    path, run_dir = _copy_with_rows(comparison, "mixup_health", {"stkd": stkd, "kd": [{"name": "kd", "weight": 1.0}]})
+    assert main(["compare", str(path), "--resume", str(run_dir), "--seeds", "0", "--rows", "stkd", "kd",
+                 "--quiet"]) == 0
+    assert compared == {0: False, 1: True}  # the file's order: stkd, then kd

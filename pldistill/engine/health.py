@@ -11,7 +11,10 @@ its history is a per-epoch reference. Two findings:
   student is optimised for the teacher's relations and hardly for its labels.
 - ``trails``: for ``patience`` epochs in a row the distilled student's
   training CE is above the scratch student's by more than ``ce_margin``
-  (relative), or its test accuracy below by more than ``acc_points``.
+  (relative), or its test accuracy below by more than ``acc_points``. A
+  student that trains with another joint mixup than the scratch one (STKD)
+  has a training CE on mixed samples, higher by construction: only its test
+  accuracy is compared.
 
 Each finding is printed in one line (the term, its magnitude, what to try)
 and kept in the stage's results. ``on_harm: stop`` ends the stage early and
@@ -58,9 +61,12 @@ ADVICE = {
 class HealthCheck(Callback):
     """Compares each epoch with the scratch student's (``reference``) and the terms' measured ratios."""
 
-    def __init__(self, policy: HealthPolicy, reference: list[dict] | None):
+    def __init__(self, policy: HealthPolicy, reference: list[dict] | None, compare_ce: bool = True):
+        """``compare_ce``: False when this student's training CE is not the reference's kind (joint mixup on one
+        of them: CE on mixed inputs and labels is higher by construction), so only test accuracy is compared."""
         self.policy = policy
         self.reference = {r["epoch"]: r for r in reference or []}
+        self.compare_ce = compare_ce
         self._replay = self._started = False
         self._streak = {"ce": 0, "acc": 0}
         self._reported: set[str] = set()
@@ -93,7 +99,8 @@ class HealthCheck(Callback):
         if ref is None:
             return
         own_ce, ref_ce = record.get("train/terms/ce"), ref.get("train/terms/ce", ref.get("train/loss"))
-        ce_behind = own_ce is not None and ref_ce is not None and own_ce > ref_ce * (1 + self.policy.ce_margin)
+        ce_behind = (self.compare_ce and own_ce is not None and ref_ce is not None
+                     and own_ce > ref_ce * (1 + self.policy.ce_margin))
         acc_gap = 100 * (ref["val/acc"] - record["val/acc"])
         self._streak["ce"] = self._streak["ce"] + 1 if ce_behind else 0
         self._streak["acc"] = self._streak["acc"] + 1 if acc_gap > self.policy.acc_points else 0
