@@ -12,10 +12,10 @@ import json
 from pathlib import Path
 
 from . import figures
-from .probe import ProbeSnapshot
-from .teacher_agreement import describe_agreement
 from .diagnosis import readings
+from .probe import ProbeSnapshot
 from .report import health_lines, weight_lines
+from .teacher_agreement import describe_agreement
 
 STYLE = """
 body { font-family: system-ui, sans-serif; max-width: 1100px; margin: 2em auto; color: #222; }
