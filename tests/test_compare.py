@@ -301,9 +301,9 @@ def test_a_resumed_control_row_is_health_checked_against_the_scratch_student(com
     references = []
 
     class Recording(health_module.HealthCheck):
-        def __init__(self, policy, reference):
+        def __init__(self, policy, reference, compare_ce=True):
             references.append(reference)
-            super().__init__(policy, reference)
+            super().__init__(policy, reference, compare_ce)
 
     monkeypatch.setattr(context, "HealthCheck", Recording)
     sp = [{"name": "sp", "weight": 3000.0, "pairs": [{"teacher": -1, "student": -1}]}]
