@@ -301,9 +301,9 @@ def test_a_resumed_control_row_is_health_checked_against_the_scratch_student(com
     references = []
 
     class Recording(health_module.HealthCheck):
-        def __init__(self, policy, reference, compare_ce=True):
+        def __init__(self, policy, reference):
             references.append(reference)
-            super().__init__(policy, reference, compare_ce)
+            super().__init__(policy, reference)
 
     monkeypatch.setattr(context, "HealthCheck", Recording)
     sp = [{"name": "sp", "weight": 3000.0, "pairs": [{"teacher": -1, "student": -1}]}]
@@ -337,22 +337,25 @@ def test_a_control_on_one_modality_of_a_dropout_teachers_stack_is_the_plain_teac
         update={"teacher": base.teacher.model_copy(update={"modality_dropout": 0.0})}).teacher_hash()
 
 
-def test_a_mixup_row_is_health_checked_on_test_accuracy_only(comparison, monkeypatch):
+def test_a_mixup_row_is_health_checked_on_test_accuracy_only(comparison):
     """STKD's student trains on mixed samples and labels while scratch does not: its training CE is higher by
-    construction (engine/health.py), so its check compares test accuracy only; a row without mixup keeps both."""
-    from pldistill.engine import health as health_module
-    from pldistill.stages import context
+    construction, so its epoch records say so and the check compares test accuracy only (engine/health.py); that
+    holds for its same-modality control too, whose sub-run's recipe is the row's own (where the mixup was first
+    decided, the control row was missed)."""
+    from pldistill.engine.mixup import MIXUP_ALPHA
 
-    compared = {}
-
-    class Recording(health_module.HealthCheck):
-        def __init__(self, policy, reference, compare_ce=True):
-            compared[len(compared)] = compare_ce
-            super().__init__(policy, reference, compare_ce)
-
-    monkeypatch.setattr(context, "HealthCheck", Recording)
-    stkd = {"mixup": 1.0, "losses": [{"name": "stkd", "weight": 1.0}]}
-    path, run_dir = _copy_with_rows(comparison, "mixup_health", {"stkd": stkd, "kd": [{"name": "kd", "weight": 1.0}]})
-    assert main(["compare", str(path), "--resume", str(run_dir), "--seeds", "0", "--rows", "stkd", "kd",
+    stkd = [{"name": "stkd", "weight": 1.0}]
+    rows = {"stkd": {"mixup": 1.0, "losses": stkd},
+            "stkd-rgb": {"mixup": 1.0, "teacher_modality": "rgb", "control_for": "stkd", "losses": stkd},
+            "kd": [{"name": "kd", "weight": 1.0}]}
+    path, run_dir = _copy_with_rows(comparison, "mixup_health", rows)
+    assert main(["compare", str(path), "--resume", str(run_dir), "--seeds", "0", "--rows", "stkd", "stkd-rgb", "kd",
                  "--quiet"]) == 0
-    assert compared == {0: False, 1: True}  # the file's order: stkd, then kd
+
+    def history(stage: str, folder: str = "") -> list[dict]:
+        path = run_dir / "seed0" / folder / "checkpoints" / f"student_{stage}.pt"
+        return torch.load(path, weights_only=True)["result"]["history"]
+
+    assert [h[MIXUP_ALPHA] for h in history("stkd")] == [1.0]
+    assert [h[MIXUP_ALPHA] for h in history("stkd-rgb", "teacher_rgb")] == [1.0]
+    assert all(MIXUP_ALPHA not in h for h in history("kd") + history("scratch"))  # these two compare CE

@@ -176,13 +176,16 @@ def test_on_harm_lower_lowers_again_while_the_training_ce_still_trails_and_warn_
 
 
 def test_a_student_on_mixed_samples_is_compared_on_test_accuracy_only():
+    from pldistill.engine.mixup import MIXUP_ALPHA
+
     """Joint mixup (STKD) makes the training CE one on mixed inputs and labels: higher than scratch's by
     construction, so trailing on it would be a false alarm (and, with on_harm: lower, would cut a helpful term)."""
     policy = HealthPolicy(**{**POLICY.__dict__, "on_harm": "lower"})
     state = _state([DistillTerm("stkd", sp_loss, 1.0, 0, 0)])
-    check = HealthCheck(policy, reference=[_record(e, 1.0, 0.6) for e in (1, 2, 3)], compare_ce=False)
+    check = HealthCheck(policy, reference=[_record(e, 1.0, 0.6) for e in (1, 2, 3)])
     for epoch, acc in zip((1, 2, 3), (0.6, 0.4, 0.4)):
-        state.history.append(_record(epoch, 2.0, acc, sp=0.1))  # CE twice scratch's every epoch
+        record = {**_record(epoch, 2.0, acc, sp=0.1), MIXUP_ALPHA: 1.0}  # CE twice scratch's every epoch
+        state.history.append(record)
         check.on_epoch_end(state, state.history[-1])
     assert [(f["term"], f["epoch"]) for f in state.health] == [("test acc", 3)]
     assert state.balance.weights["stkd"] == 1.0  # nothing lowered

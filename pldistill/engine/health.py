@@ -33,6 +33,7 @@ from tqdm.auto import tqdm
 
 from .. import distributed
 from .callbacks import Callback, TrainState
+from .mixup import MIXUP_ALPHA
 
 Action = Literal["warn", "stop", "lower"]
 
@@ -61,12 +62,9 @@ ADVICE = {
 class HealthCheck(Callback):
     """Compares each epoch with the scratch student's (``reference``) and the terms' measured ratios."""
 
-    def __init__(self, policy: HealthPolicy, reference: list[dict] | None, compare_ce: bool = True):
-        """``compare_ce``: False when this student's training CE is not the reference's kind (joint mixup on one
-        of them: CE on mixed inputs and labels is higher by construction), so only test accuracy is compared."""
+    def __init__(self, policy: HealthPolicy, reference: list[dict] | None):
         self.policy = policy
         self.reference = {r["epoch"]: r for r in reference or []}
-        self.compare_ce = compare_ce
         self._replay = self._started = False
         self._streak = {"ce": 0, "acc": 0}
         self._reported: set[str] = set()
@@ -99,7 +97,8 @@ class HealthCheck(Callback):
         if ref is None:
             return
         own_ce, ref_ce = record.get("train/terms/ce"), ref.get("train/terms/ce", ref.get("train/loss"))
-        ce_behind = (self.compare_ce and own_ce is not None and ref_ce is not None
+        same_kind = record.get(MIXUP_ALPHA, 0.0) == ref.get(MIXUP_ALPHA, 0.0)  # CE on mixed samples is higher
+        ce_behind = (same_kind and own_ce is not None and ref_ce is not None
                      and own_ce > ref_ce * (1 + self.policy.ce_margin))
         acc_gap = 100 * (ref["val/acc"] - record["val/acc"])
         self._streak["ce"] = self._streak["ce"] + 1 if ce_behind else 0

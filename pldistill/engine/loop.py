@@ -30,7 +30,7 @@ from ..models import TappedModel
 from ..teacher_cache import TeacherCache
 from .balance import TermBalance
 from .conflict import ConflictProjection
-from .mixup import JointMixup
+from .mixup import MIXUP_ALPHA, JointMixup
 from .modality_dropout import ModalityDropout
 from .callbacks import Callback, DivergenceGuard, TrainState
 from .device import autocast, check_precision, to_device
@@ -101,6 +101,8 @@ def fit(
         if state.stop:  # a callback ended training (the health check's on_harm: stop)
             break
         record = _train_epoch(state, step, callbacks, epoch, projection)
+        if mixup is not None:  # its training CE is on mixed samples: the health check must know (health.py)
+            record[MIXUP_ALPHA] = mixup.alpha
         record.update(state.balance.epoch_metrics())
         record.update(projection.epoch_metrics() if projection is not None else {})
         record["val/acc"] = evaluate(model, test_loader, modality, device, schedule.channels_last, schedule.precision)

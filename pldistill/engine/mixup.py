@@ -39,6 +39,9 @@ class MixDraw:
         return self.lam * x + (1.0 - self.lam) * x[self.partner.to(x.device)]
 
 
+MIXUP_ALPHA = "train/mixup_alpha"  # in the epoch record of a stage that trained on mixed samples
+
+
 @dataclass(frozen=True)
 class JointMixup:
     """Draws one (partner permutation, λ) per step; every modality of the batch is mixed with that draw."""

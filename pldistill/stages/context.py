@@ -84,9 +84,7 @@ class Run:
         settings = self.recipe.distill if settings is None else settings
         health = None
         if distill.get("terms"):
-            mixup = distill.get("mixup")  # the scratch student mixes with student.mixup's α (0: not at all)
-            same_ce = (mixup.alpha if mixup is not None else 0.0) == self.recipe.student.mixup
-            health = HealthCheck(HealthPolicy(**settings.health.model_dump()), self.scratch_history, same_ce)
+            health = HealthCheck(HealthPolicy(**settings.health.model_dump()), self.scratch_history)
         outputs = distill.get("teacher_cache")
         cached = outputs is not None  # the teacher's inputs are never loaded
         wanted = [modality] + ([distill["teacher_modality"]] if distill.get("terms") and not cached else [])
