@@ -62,7 +62,7 @@ def run_calibration(recipe_path: str | Path, overrides: Sequence[str] = (), weig
                     runs_dir: str | Path | None = None, progress: bool = True) -> tuple[Path, dict]:
     """Train the pilots; write calibration.json/.md; return the folder and the results."""
     from .data.check import checked_datasets
-    from .data.holdout import holdout_split
+    from .data.holdout import holdout_split, noise_points
     from .stages import Run, new_run_dir, obtain_teacher, train_student
     from .tracking import Tracker
 
@@ -116,11 +116,6 @@ def run_calibration(recipe_path: str | Path, overrides: Sequence[str] = (), weig
     (run_dir / "calibration.json").write_text(json.dumps(results, indent=2))
     (run_dir / "calibration.md").write_text(calibration_table(results))
     return run_dir, results
-
-
-def noise_points(accuracy: float, n: int) -> float:
-    """The standard error of a difference of two hold-out accuracies near ``accuracy`` on ``n`` samples."""
-    return (2 * accuracy * (1 - accuracy) / n) ** 0.5
 
 
 def override_args(distill: list[dict]) -> list[str]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from pathlib import Path
@@ -131,7 +132,8 @@ def _export(args: argparse.Namespace) -> int:
     from .export import export_student
 
     out = export_student(args.run_dir, args.out, args.student)
-    print(f"exported the {args.student} student to {out} (model.safetensors + config.json)")
+    which = json.loads((out / "config.json").read_text())["pldistill"]["student"]
+    print(f"exported the {which} student to {out} (model.safetensors + config.json)")
     print(f'load it with timm alone: timm.create_model("local-dir:{out}", pretrained=True)')
     print(f"classify images: pldistill predict {out} IMAGE…")
     return 0
@@ -301,8 +303,9 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("run_dir", type=Path, help="a finished run folder (with results.json)")
     export.add_argument("--out", type=Path, default=None,
                         help="output folder (default: exported/<recipe>-seed<N>-<student>)")
-    export.add_argument("--student", choices=["distilled", "scratch"], default="distilled",
-                        help="which student to export (default: distilled)")
+    export.add_argument("--student", choices=["delivered", "distilled", "scratch"], default="delivered",
+                        help="which student to export (default: the one the run delivers: distilled, unless "
+                             "student.holdout declined distillation)")
     export.set_defaults(func=_export)
     predict = sub.add_parser(
         "predict",

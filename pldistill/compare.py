@@ -33,6 +33,7 @@ from .engine.balance import term_weights
 from .report import describe_losses
 from .teacher_agreement import describe_mean_agreement, read_agreements, record_agreement, teacher_agreement
 from .stages.controls import CONTROL_MEANINGS, TeacherSignal
+from .stages.delivery import deliver
 
 VARIANT_NAME = r"^[a-z0-9][a-z0-9_+\-]*$"
 RESERVED = ("scratch", "teacher")
@@ -419,6 +420,7 @@ def _train_seed(run_dir: Path, comparison: Comparison, base: Recipe, variants: d
     from .data.splits import write_split_record
     from .stages.hallucination import hallucination_teacher
     from .stages.pipeline import shuffled_run
+    from .stages.delivery import as_students, student_run
     from .tracking import Tracker
 
     seed_dir = run_dir / f"seed{seed}"
@@ -431,6 +433,7 @@ def _train_seed(run_dir: Path, comparison: Comparison, base: Recipe, variants: d
         run = Run(base.model_copy(update={"seed": seed}), seed_dir, tracker, progress)
         write_split_record(seed_dir, run.train_set, run.test_set)  # data_split.json: splits pldistill chose
         teacher, teacher_info = teacher_and_probe(run, step=head)
+        students = student_run(run)  # the run itself, or its training split less student.holdout
         new_cells = []
         if "teacher" in todo and teacher_info["test_acc"] is not None:
             new_cells.append({"row": "teacher", "test_acc": teacher_info["test_acc"],
@@ -440,10 +443,10 @@ def _train_seed(run_dir: Path, comparison: Comparison, base: Recipe, variants: d
         # and a finished one is read back before any control's sub-run copies the reference
         distilled = any(r in variants for r in todo)
         if "scratch" in todo or distilled:
-            result = train_student(run, "scratch", step=head)
+            scratch = train_student(students, "scratch", step=head)
             if "scratch" in todo:
-                new_cells.append({"row": "scratch", "test_acc": result["test_acc"], "seconds": result["seconds"],
-                                  "losses": "CE"})
+                new_cells.append({"row": "scratch", "test_acc": scratch["test_acc"], "seconds": scratch["seconds"],
+                                  "losses": "CE", **_holdout(scratch)})
         controls: dict[str, tuple] = {}  # teacher modality → (run, teacher) of the same-budget control
         measured = {(a["seed"], a["modality"]) for a in read_agreements(run_dir)}
         hallucinations: dict[str, tuple] = {}  # hallucinate losses → (run, network)
@@ -463,7 +466,7 @@ def _train_seed(run_dir: Path, comparison: Comparison, base: Recipe, variants: d
                                       "losses": f"CE on {modality!r} (same model and budget as the teacher)"})
             if name not in todo:
                 continue
-            owner, tutor = (run, teacher) if modality == base.teacher.modality else controls[modality]
+            owner, tutor = (students, teacher) if modality == base.teacher.modality else controls[modality]
             if comparison.variants[name].hallucinate is not None:  # one network per seed and set of losses
                 key = json.dumps(specs[name]["hallucinate"])
                 if key not in hallucinations:
@@ -475,6 +478,7 @@ def _train_seed(run_dir: Path, comparison: Comparison, base: Recipe, variants: d
                                           "seconds": info.get("seconds", 0.0), "losses": "CE + " + describe_losses(
                                               comparison.variants[name].hallucinate) + f" to the {modality!r} teacher"})
                 owner, tutor = hallucinations[key]
+            owner = as_students(owner, students)
             signal = comparison.variants[name].teacher_signal
             if signal == "shuffled":  # the same teacher, its inputs from another sample of the class
                 owner = shuffled_run(owner, modality, seed)
@@ -484,13 +488,24 @@ def _train_seed(run_dir: Path, comparison: Comparison, base: Recipe, variants: d
                               "losses": "CE + " + describe_losses(variant.distill.losses)
                               + _CONFLICT_NOTES[variant.distill.conflicts],
                               "spec": specs[name],
-                              "health": result.get("health", []), "weights": term_weights(result["history"][-1])})
+                              "health": result.get("health", []), "weights": term_weights(result["history"][-1]),
+                              **_holdout(result, scratch, len(students.holdout_set or ()))})
             _append_cells(run_dir, seed, new_cells)
             new_cells = []
         _append_cells(run_dir, seed, new_cells)
     finally:
         tracker.finish()
     return str(run.device), len(run.test_set)
+
+
+def _holdout(student: dict, scratch: dict | None = None, num_holdout: int = 0) -> dict:
+    """A cell's hold-out score under student.holdout and, for a distilled row, what the run would deliver."""
+    if "holdout_acc" not in student:
+        return {}
+    if scratch is None:
+        return {"holdout_acc": student["holdout_acc"]}
+    chosen = deliver(scratch, student, num_holdout)
+    return {"holdout_acc": student["holdout_acc"], "delivered": chosen["student"], "delivered_acc": chosen["test_acc"]}
 
 
 def _table(comparison: Comparison, summary: list[dict], gains: list[dict], device: str, base: Recipe,
@@ -505,12 +520,34 @@ def _table(comparison: Comparison, summary: list[dict], gains: list[dict], devic
                   f"{100 * g['mean']:+.1f} ± {100 * g['std']:.1f} points — {meaning}.\n")
     if agreement:
         table += "".join(f"\n{line}\n" for line in describe_mean_agreement(agreement))
+    delivered = delivery_notes(cells)
+    if delivered:
+        table += ("\nDelivered under student.holdout (the distilled student unless it scored below the scratch "
+                  "student on the hold-out of the training split; gain paired by seed):\n\n"
+                  + "".join(f"- {n}\n" for n in delivered))
     notes = health_notes(cells)
     if notes:
         table += "\nHealth check:\n\n" + "".join(f"- {n}\n" for n in notes)
     if comparison.overrides:
         table += "\nBase recipe overrides: " + " ".join(f"`{o}`" for o in comparison.overrides) + "\n"
     return table
+
+
+def delivery_notes(cells: list[dict]) -> list[str]:
+    """Per distilled row under student.holdout: the delivered student's gain over scratch, and how often it declined."""
+    scratch = {c["seed"]: c["test_acc"] for c in cells if c["row"] == "scratch"}
+    rows: dict[str, list[dict]] = {}
+    for c in cells:
+        if "delivered" in c and c["seed"] in scratch:
+            rows.setdefault(c["row"], []).append(c)
+    lines = []
+    for row, got in rows.items():
+        gains = [100 * (c["delivered_acc"] - scratch[c["seed"]]) for c in got]
+        spread = f" ± {statistics.stdev(gains):.1f}" if len(gains) > 1 else ""
+        declined = sorted(c["seed"] for c in got if c["delivered"] == "scratch")
+        lines.append(f"{row}: {statistics.mean(gains):+.1f}{spread} points over {len(gains)} seed(s); distillation "
+                     f"declined on {len(declined)}" + (f" (seeds {', '.join(map(str, declined))})" if declined else ""))
+    return lines
 
 
 def health_notes(cells: list[dict]) -> list[str]:

@@ -30,6 +30,7 @@ from .errors import PldistillError
 from .models import size_kwargs
 
 STUDENTS = ("distilled", "scratch")
+DELIVERED = "delivered"  # the run's own choice: distilled, unless student.holdout declined distillation
 
 
 class ExportError(PldistillError, ValueError):
@@ -49,12 +50,18 @@ def _run_facts(run_dir: Path) -> dict:
     return results
 
 
-def export_student(run_dir: str | Path, out: str | Path | None = None, which: str = "distilled") -> Path:
-    """Write ``model.safetensors`` + ``config.json`` for the run's student; return the folder."""
+def export_student(run_dir: str | Path, out: str | Path | None = None, which: str = DELIVERED) -> Path:
+    """Write ``model.safetensors`` + ``config.json`` for the run's student; return the folder.
+
+    ``delivered`` is the distilled student unless the run declined distillation on its
+    hold-out (``student.holdout``, ``results.json``'s ``delivered``), then the scratch one.
+    """
     run_dir = Path(run_dir)
-    if which not in STUDENTS:
-        raise ExportError(f"--student must be one of {STUDENTS}, got {which!r}")
+    if which not in (DELIVERED, *STUDENTS):
+        raise ExportError(f"--student must be one of {(DELIVERED, *STUDENTS)}, got {which!r}")
     results = _run_facts(run_dir)
+    if which == DELIVERED:
+        which = (results.get("delivered") or {}).get("student", "distilled")
     checkpoint = run_dir / "checkpoints" / f"student_{which}.pt"
     state = load_checkpoint(checkpoint)
     name, modality = state["model"], state["modality"]
@@ -85,6 +92,7 @@ def export_student(run_dir: str | Path, out: str | Path | None = None, which: st
         "teacher": {"model": results["teacher"]["model"], "modality": results["teacher"]["modality"],
                     "note": "used in training only; not part of this export"},
         "source_run": str(run_dir),
+        "delivery": results.get("delivered"),  # student.holdout's choice and its reason; null without one
     }
     out = Path(out) if out is not None else Path("exported") / f"{results['recipe']}-seed{results['seed']}-{which}"
     out.parent.mkdir(parents=True, exist_ok=True)

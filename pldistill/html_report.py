@@ -125,6 +125,11 @@ def build_report(run_dir: str | Path) -> Path:
         f"{html.escape(str(run_dir))}</p>",
         _table(["role", "model", "modality", "test accuracy"], roles),
     ]
+    delivered = results.get("delivered")  # student.holdout: which student the run hands over, and why
+    if delivered:
+        parts.append(f"<p class='{'warn' if delivered['student'] == 'scratch' else 'note'}'>Delivered: the "
+                     f"{delivered['student']} student ({_pct(delivered['test_acc'])} on the test set) — "
+                     f"{html.escape(delivered['reason'])}.</p>")
     said = readings(results)  # why it helped or not, from the run's own controls
     if said:
         parts.append("<h2>reading the controls</h2>" + "".join(f"<p>{html.escape(r)}</p>" for r in said))

@@ -80,6 +80,12 @@ class StudentSpec(ModelSpec):
         "batches, one partner and one λ for every modality of a sample, so a teacher sees the mixed sample its "
         "student sees (engine/mixup.py; STKD needs it); 0: off"
     )
+    holdout: float = Field(
+        0.0, ge=0, lt=1, description="a class-stratified fraction of the training split that no student trains on "
+        "(teachers still train on all of it): after training, the distilled student is delivered only if it scores "
+        "at least the scratch student's accuracy on it, otherwise the scratch student is, and the run says why "
+        "(stages/delivery.py; the test set never chooses); 0: off, the distilled student is delivered"
+    )
 
 
 class LayerPair(Section):

@@ -121,6 +121,10 @@ def results_table(results: dict, recipe) -> str:
         lines.append(f"| {role} | {model} | {train_on} | {eval_on} | {_params(params)} | {_pct(acc)} | {loss} |")
     gain = 100 * results["distill_gain"]
     lines += ["", f"Distillation gain over the scratch student: {gain:+.1f} points."]
+    delivered = results.get("delivered")
+    if delivered:
+        lines.append(f"Delivered (student.holdout): the {delivered['student']} student, {_pct(delivered['test_acc'])} "
+                     f"on the test set — {delivered['reason']}.")
     if control:
         lines.append(f"Privileged gain (distilled − control, the same distillation from a teacher on "
                      f"{control['teacher']['modality']!r}): {100 * control['privileged_gain']:+.1f} points.")

@@ -133,6 +133,7 @@ def _results(recipe: Recipe, recipe_path, run: Run, stages: StageResults, starte
         "teacher": stages.teacher,
         "students": {"scratch": stages.scratch, "distilled": stages.distilled},
         "distill_gain": stages.distilled["test_acc"] - stages.scratch["test_acc"],
+        "delivered": stages.delivered,  # student.holdout: the student the run delivers, and why; else null
         "control": stages.control,
         "instance_controls": stages.instance,
         "seconds_total": time.perf_counter() - started,
@@ -147,6 +148,7 @@ def _summary(results: dict) -> dict:
         "student_scratch/test_acc": students["scratch"]["test_acc"],
         "student_distilled/test_acc": students["distilled"]["test_acc"],
         "distill_gain": results["distill_gain"],
+        **({"delivered_gain": results["delivered"]["gain"]} if results.get("delivered") else {}),
         **({"control/student_distilled/test_acc": control["student"]["test_acc"],
             "privileged_gain": control["privileged_gain"]} if control else {}),
         **({"instance_gain": results["instance_controls"]["instance_gain"],

@@ -37,8 +37,12 @@ class IndexSubset(DerivedDataset):
         return {**self.base.split_record(), self.role: {"indices_into_train": self.indices.tolist()}}
 
 
-def holdout_split(train: PairedDataset, fraction: float, seed: int) -> tuple[IndexSubset, IndexSubset]:
-    """(fit part, held-out part): ``fraction`` of each class held out, at least one sample of each class kept."""
+def holdout_split(train: PairedDataset, fraction: float, seed: int,
+                  roles: tuple[str, str] = ("calibration_fit", "calibration_holdout")) -> tuple[IndexSubset, IndexSubset]:
+    """(fit part, held-out part): ``fraction`` of each class held out, at least one sample of each class kept.
+
+    ``roles`` name the two parts in the run folder's split record (data_split.json).
+    """
     if not 0 < fraction < 1:
         raise ValueError(f"hold-out fraction must be between 0 and 1, got {fraction}")
     labels = np.array([train.label(i) for i in range(len(train))])
@@ -51,4 +55,9 @@ def holdout_split(train: PairedDataset, fraction: float, seed: int) -> tuple[Ind
     kept = [i for i in range(len(train)) if i not in held_set]
     if not held:
         raise ValueError(f"a hold-out of {fraction:.0%} of {len(train)} training samples is empty; raise it")
-    return IndexSubset(train, kept, "calibration_fit"), IndexSubset(train, sorted(held), "calibration_holdout")
+    return IndexSubset(train, kept, roles[0]), IndexSubset(train, sorted(held), roles[1])
+
+
+def noise_points(accuracy: float, n: int) -> float:
+    """The standard error of a difference of two hold-out accuracies near ``accuracy`` on ``n`` samples."""
+    return (2 * accuracy * (1 - accuracy) / max(n, 1)) ** 0.5

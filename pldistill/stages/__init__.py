@@ -6,6 +6,7 @@
     teacher.py   obtain_teacher (trained | as-is | source domain | cached by teacher hash), outputs_cache
     student.py   train_student (scratch or distilled), attach_probe
     pipeline.py  run_stages: teacher → scratch → distilled → instance controls → same-modality control; control_run
+    delivery.py  student.holdout: students train without a hold-out of the split; it decides which student is delivered
     controls.py  shuffled pairing within class and the class-mean teacher (what the instance controls train with)
     hallucination.py  the teacher's model on the student's modality, trained to reproduce the privileged teacher
 """

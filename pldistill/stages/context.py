@@ -39,6 +39,8 @@ class Run:
         self.probe: AlignmentProbe | None = None  # set by stages.student.attach_probe
         # the scratch student's epoch records: the health check's reference for every later student
         self.scratch_history: list[dict] | None = None
+        # training samples no student of this run trains on (student.holdout; stages/delivery.py)
+        self.holdout_set = None
 
     @property
     def run_dir(self) -> Path:
@@ -63,7 +65,7 @@ class Run:
         """
         sub = Run(recipe, run_dir, self.tracker, self.progress, log_prefix,
                   datasets=(self.train_set if train_set is None else train_set, self.test_set), tap=self.tap)
-        sub.scratch_history = self.scratch_history
+        sub.scratch_history, sub.holdout_set = self.scratch_history, self.holdout_set
         return sub
 
     def build(self, spec, stages=()) -> TappedModel:

@@ -72,8 +72,11 @@ class RunData:
 
     def test_loader(self, modality: str) -> DataLoader:
         """Evaluation sees one modality only: privileged arrays are never read."""
-        view = ModalityView(self.test_set, [modality], self.eval_transform([modality]),
-                            self.recipe.data.depth_encoding)
+        return self.eval_loader(self.test_set, modality)
+
+    def eval_loader(self, dataset, modality: str) -> DataLoader:
+        """``dataset`` (the test set, or a hold-out of the training split) as evaluation sees it: one modality."""
+        view = ModalityView(dataset, [modality], self.eval_transform([modality]), self.recipe.data.depth_encoding)
         return make_loader(view, 256, False, 0, self.recipe.schedule.num_workers)
 
     def eval_transform(self, modalities: list[str]) -> JointTransform | None:

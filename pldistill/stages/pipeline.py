@@ -1,7 +1,7 @@
 """The stage sequence of a run, used as is by ``run`` and piece by piece by ``compare``.
 
-    teacher → (probe) → scratch student → distilled student(s) → same-modality control
-            → instance controls (shuffled pairing, class-mean teacher; controls.py)
+    teacher → (probe) → scratch student → distilled student(s) → [delivery: student.holdout, delivery.py]
+            → instance controls (shuffled pairing, class-mean teacher; controls.py) → same-modality control
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from ..models import TappedModel
 from ..recipe import Recipe
 from .context import Run
 from .controls import ShuffledPairing
+from .delivery import as_students, deliver, student_run
 from .student import attach_probe, train_student
 from .teacher import obtain_teacher
 from ..teacher_agreement import describe_agreement, teacher_agreement
@@ -24,6 +25,7 @@ class StageResults:
     distilled: dict
     control: dict | None
     instance: dict | None = None
+    delivered: dict | None = None  # student.holdout: which student the run delivers, and why
 
 
 def teacher_and_probe(run: Run, step: str = "") -> tuple[TappedModel, dict]:
@@ -43,16 +45,20 @@ def control_run(run: Run, teacher_recipe: Recipe, folder_name: str, log_prefix: 
     return run.sub_run(teacher_recipe, run.run_dir / folder_name, log_prefix)
 
 
-def same_modality_control(run: Run, distilled: dict, steps: int) -> dict:
+def same_modality_control(run: Run, distilled: dict, steps: int, students: Run | None = None) -> dict:
     """The same teacher model and budget on the student's own modality, and the same distillation from it.
 
     Without this row a distillation gain cannot be credited to the privileged
-    modality: it may come from merely having a (stronger) teacher.
+    modality: it may come from merely having a (stronger) teacher. The control
+    teacher trains on ``run``'s data, its student on ``students``' (``run``'s
+    less a hold-out, under student.holdout), as the teacher and student it controls for.
     """
     recipe = run.recipe
     spec = recipe.teacher.model_copy(update={"modality": recipe.student.modality})
-    sub = control_run(run, recipe.model_copy(update={"teacher": spec}), "control", log_prefix="control/")
+    control_recipe = recipe.model_copy(update={"teacher": spec})
+    sub = control_run(run, control_recipe, "control", log_prefix="control/")
     teacher, info = obtain_teacher(sub, step=f"[{steps - 1}/{steps}] control ")
+    sub = as_students(sub, students or run)
     out = {"teacher": info}
     if run.probe is not None:  # measured before the control student trains: the diagnostic predicts, not explains
         out["teacher_agreement"] = teacher_agreement(run.probe, teacher)
@@ -88,8 +94,13 @@ def run_stages(run: Run) -> StageResults:
     instance = run.recipe.distill.instance_controls
     steps = 3 + 2 * wants_control(run.recipe) + instance
     teacher, teacher_info = teacher_and_probe(run, step=f"[1/{steps}] ")
-    scratch = train_student(run, "scratch", step=f"[2/{steps}] ")
-    distilled = train_student(run, "distilled", teacher, step=f"[3/{steps}] ")
-    controls = instance_controls(run, teacher, distilled, step=f"[4/{steps}] ") if instance else None
-    control = same_modality_control(run, distilled, steps) if wants_control(run.recipe) else None
-    return StageResults(teacher_info, scratch, distilled, control, controls)
+    students = student_run(run)
+    scratch = train_student(students, "scratch", step=f"[2/{steps}] ")
+    distilled = train_student(students, "distilled", teacher, step=f"[3/{steps}] ")
+    delivered = None
+    if students.holdout_set is not None:
+        delivered = deliver(scratch, distilled, len(students.holdout_set))
+        print(f"delivered: the {delivered['student']} student — {delivered['reason']}")
+    controls = instance_controls(students, teacher, distilled, step=f"[4/{steps}] ") if instance else None
+    control = same_modality_control(run, distilled, steps, students) if wants_control(run.recipe) else None
+    return StageResults(teacher_info, scratch, distilled, control, controls, delivered)

@@ -15,6 +15,7 @@ from ..probe import AlignmentProbe
 from ..data.protocol import ModalityView
 from .context import Run
 from .controls import class_mean_outputs
+from .delivery import holdout_accuracy
 from .teacher import outputs_cache
 
 
@@ -140,6 +141,8 @@ def train_student(run: Run, kind: str, teacher: TappedModel | None = None, losse
         "alignment": alignment,
         "history": result.history,
     }
+    if run.holdout_set is not None:  # student.holdout: what decides which student the run delivers
+        summary["holdout_acc"] = holdout_accuracy(run, model)
     if terms:
         summary["health"] = result.health
     if kind == "scratch":
