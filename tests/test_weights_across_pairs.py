@@ -74,3 +74,26 @@ def test_a_projected_row_gets_its_own_columns_where_a_folder_has_it(tmp_path):
     assert table[2].endswith("| dominates | +1.0 ± 0.0 (1 seeds) | 0/1 |")  # 61 − 60, seed 0 only
     assert table[3].endswith("| dominates | | |")  # b has no such row
     assert "sp-projected" not in pair_summary(b)["rows"]
+
+
+def test_the_delivery_table_pairs_both_gains_by_seed_and_names_the_declined_seeds(tmp_path):
+    from experiments.delivery_across_pairs import main as delivery_main
+
+    folder = tmp_path / "held"
+    folder.mkdir()
+    cells = [{"seed": 0, "row": "scratch", "test_acc": 0.60}, {"seed": 1, "row": "scratch", "test_acc": 0.70},
+             {"seed": 0, "row": "sp-relative", "test_acc": 0.45, "delivered": "scratch", "delivered_acc": 0.60},
+             {"seed": 1, "row": "sp-relative", "test_acc": 0.72, "delivered": "distilled", "delivered_acc": 0.72},
+             {"seed": 0, "row": "teacher", "test_acc": 0.99}]
+    (folder / "cells.jsonl").write_text("\n".join(json.dumps(c) for c in cells))
+    out = tmp_path / "out"
+    assert delivery_main([str(folder), "--names", "a→b", "--out", str(out)]) == 0
+    (pair,) = json.loads((out / "pairs.json").read_text())
+    row = pair["rows"]["sp-relative"]
+    assert row["gains"] == pytest.approx([-0.15, 0.02]) and row["delivered_gains"] == pytest.approx([0.0, 0.02])
+    assert row["declined"] == [0] and row["below_scratch"] == 1
+    # distilled: mean −6.5, std of (−15, +2) = 12.0, t = −0.765 on 1 df: p = 1 − 2·atan(0.765)/π = 0.58;
+    # delivered: +1.0 ± 1.4, never below scratch
+    line = (out / "pairs.md").read_text().splitlines()[2]
+    assert line == "| a→b | sp-relative | 2 | 65.0 | -6.5 ± 12.0 | 1/2, p = 0.58 | +1.0 ± 1.4 | 0/2 | 0 |"
+    assert (out / "a_b" / "cells.jsonl").exists()

@@ -1,0 +1,82 @@
+"""One table from several comparisons run with ``student.holdout``: what the run delivers, per pair.
+
+Each argument is a finished ``pldistill compare`` folder trained with
+``student.holdout=…`` (every student on the training split less the hold-out;
+``stages/delivery.py``), one folder per teacher–student pair. Per pair and
+distilled row: scratch, the distilled student's gain over scratch and the
+delivered student's (the distilled one unless it scored below scratch on the
+hold-out), both paired by seed, with the seeds below scratch and, for a
+negative mean, the paired t-test's p, and the seeds on which distillation was
+declined.
+
+    python -m experiments.delivery_across_pairs runs/a/<stamp> runs/b/<stamp> --names a b --out experiments/results/delivery
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import statistics
+from pathlib import Path
+
+from experiments.weights_across_pairs import _below, _mean_std
+
+
+def pair_rows(folder: Path) -> dict:
+    """Scratch and every delivered row of one comparison folder, paired by seed."""
+    cells = [json.loads(line) for line in (folder / "cells.jsonl").read_text().splitlines() if line.strip()]
+    scratch = {c["seed"]: c["test_acc"] for c in cells if c["row"] == "scratch"}
+    rows: dict[str, dict] = {}
+    for c in sorted(cells, key=lambda c: c["seed"]):
+        if "delivered" not in c or c["seed"] not in scratch:
+            continue
+        row = rows.setdefault(c["row"], {"seeds": [], "gains": [], "delivered_gains": [], "declined": []})
+        row["seeds"].append(c["seed"])
+        row["gains"].append(c["test_acc"] - scratch[c["seed"]])
+        row["delivered_gains"].append(c["delivered_acc"] - scratch[c["seed"]])
+        if c["delivered"] == "scratch":
+            row["declined"].append(c["seed"])
+    for row in rows.values():
+        row["below_scratch"] = sum(g < 0 for g in row["gains"])
+    return {"folder": str(folder), "scratch": [scratch[s] for s in sorted(scratch)], "rows": rows}
+
+
+def table(pairs: list[dict]) -> str:
+    lines = ["| pair (teacher → student) | row | seeds | scratch | distilled: gain | below scratch "
+             "| delivered: gain | below scratch | declined on seeds |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---|"]
+    for p in pairs:
+        for name, row in p["rows"].items():
+            delivered = {"gains": row["delivered_gains"],
+                         "below_scratch": sum(g < 0 for g in row["delivered_gains"])}
+            lines.append(f"| {p['name']} | {name} | {len(row['seeds'])} | {100 * statistics.fmean(p['scratch']):.1f} "
+                         f"| {_mean_std(row['gains'])} | {_below(row)} | {_mean_std(row['delivered_gains'])} "
+                         f"| {_below(delivered)} | {', '.join(map(str, row['declined'])) or 'none'} |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("folders", type=Path, nargs="+", help="finished compare folders trained with student.holdout")
+    parser.add_argument("--names", nargs="+", required=True, help="a name per folder for the table")
+    parser.add_argument("--out", type=Path, required=True, help="where pairs.json, pairs.md and the folders' cells go")
+    args = parser.parse_args(argv)
+    if len(args.names) != len(args.folders):
+        parser.error(f"{len(args.folders)} folders need {len(args.folders)} --names, got {len(args.names)}")
+    pairs = [{**pair_rows(f), "name": n} for f, n in zip(args.folders, args.names)]
+    args.out.mkdir(parents=True, exist_ok=True)
+    for p, folder in zip(pairs, args.folders):
+        dest = args.out / "".join(c if c.isascii() and c.isalnum() else "_" for c in p["name"])
+        dest.mkdir(exist_ok=True)
+        for name in ("comparison.md", "comparison.json", "cells.jsonl", "comparison.yaml"):
+            if (folder / name).exists():
+                shutil.copy(folder / name, dest / name)
+    (args.out / "pairs.json").write_text(json.dumps(pairs, indent=2))
+    (args.out / "pairs.md").write_text(table(pairs))
+    print(table(pairs))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
