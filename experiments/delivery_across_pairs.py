@@ -16,11 +16,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import statistics
 from pathlib import Path
 
-from experiments.weights_across_pairs import _below, _mean_std
+from experiments.weights_across_pairs import _below, _mean_std, copy_pair_folders
 
 
 def pair_rows(folder: Path) -> dict:
@@ -65,13 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     if len(args.names) != len(args.folders):
         parser.error(f"{len(args.folders)} folders need {len(args.folders)} --names, got {len(args.names)}")
     pairs = [{**pair_rows(f), "name": n} for f, n in zip(args.folders, args.names)]
-    args.out.mkdir(parents=True, exist_ok=True)
-    for p, folder in zip(pairs, args.folders):
-        dest = args.out / "".join(c if c.isascii() and c.isalnum() else "_" for c in p["name"])
-        dest.mkdir(exist_ok=True)
-        for name in ("comparison.md", "comparison.json", "cells.jsonl", "comparison.yaml"):
-            if (folder / name).exists():
-                shutil.copy(folder / name, dest / name)
+    copy_pair_folders(pairs, args.folders, args.out)
     (args.out / "pairs.json").write_text(json.dumps(pairs, indent=2))
     (args.out / "pairs.md").write_text(table(pairs))
     print(table(pairs))

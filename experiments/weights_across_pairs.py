@@ -106,6 +106,17 @@ def table(pairs: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def copy_pair_folders(pairs: list[dict], folders: list[Path], out: Path) -> None:
+    """Each pair's own table and cells into ``out``/<its name>, beside the summary."""
+    out.mkdir(parents=True, exist_ok=True)
+    for p, folder in zip(pairs, folders):
+        dest = out / "".join(c if c.isascii() and c.isalnum() else "_" for c in p["name"])
+        dest.mkdir(exist_ok=True)
+        for name in ("comparison.md", "comparison.json", "cells.jsonl", "comparison.yaml"):
+            if (folder / name).exists():
+                shutil.copy(folder / name, dest / name)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("folders", type=Path, nargs="+", help="finished compare folders, one per pair")
@@ -115,12 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     pairs = [pair_summary(f) for f in args.folders]
     for p, name in zip(pairs, args.names or [p["comparison"] + " " + " ".join(p["overrides"]) for p in pairs]):
         p["name"] = name
-    args.out.mkdir(parents=True, exist_ok=True)
-    for p, folder in zip(pairs, args.folders):  # each pair's own table and cells, beside the summary
-        dest = args.out / "".join(c if c.isascii() and c.isalnum() else "_" for c in p["name"])
-        dest.mkdir(exist_ok=True)
-        for name in ("comparison.md", "comparison.json", "cells.jsonl", "comparison.yaml"):
-            shutil.copy(folder / name, dest / name)
+    copy_pair_folders(pairs, args.folders, args.out)
     (args.out / "pairs.json").write_text(json.dumps(pairs, indent=2))
     (args.out / "pairs.md").write_text(table(pairs))
     print(table(pairs))
