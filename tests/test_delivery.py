@@ -71,6 +71,7 @@ def test_students_never_train_on_the_holdout_the_teacher_does_and_the_run_delive
         return train, test
 
     monkeypatch.setattr(run_module, "checked_datasets", spied_check)
+    monkeypatch.setenv("PLDISTILL_CACHE", str(tmp_path / "cache"))  # the teacher trains here, not reused from a cache
     (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(TINY))
     assert main(["run", str(tmp_path / "tiny.yaml"), "--runs-dir", str(tmp_path / "runs"), "--quiet"]) == 0
     out = capsys.readouterr().out

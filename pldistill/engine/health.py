@@ -55,7 +55,8 @@ class HealthPolicy:
 ADVICE = {
     "dominates": "state the weight relative to CE (relative: true, weight 1) or lower it; "
                  "`pldistill calibrate RECIPE` tries several",
-    "trails": "try another stage pair or a smaller weight: `pldistill calibrate RECIPE --stages T:S` tries them",
+    "trails": "try another stage pair or a smaller weight: `pldistill calibrate RECIPE --stages T:S` tries them; "
+              "student.holdout: 0.1 delivers the scratch student if distillation still trails on a hold-out",
 }
 
 
