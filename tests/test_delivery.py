@@ -72,7 +72,8 @@ def test_students_never_train_on_the_holdout_the_teacher_does_and_the_run_delive
 
     monkeypatch.setattr(run_module, "checked_datasets", spied_check)
     monkeypatch.setenv("PLDISTILL_CACHE", str(tmp_path / "cache"))  # the teacher trains here, not reused from a cache
-    (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(TINY))
+    probed = dict(TINY, logging={"probe_size": 16, "probe_knn": 4})
+    (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(probed))
     assert main(["run", str(tmp_path / "tiny.yaml"), "--runs-dir", str(tmp_path / "runs"), "--quiet"]) == 0
     out = capsys.readouterr().out
     (run_dir,) = (tmp_path / "runs" / "tiny_delivery").iterdir()
@@ -88,6 +89,8 @@ def test_students_never_train_on_the_holdout_the_teacher_does_and_the_run_delive
     assert held <= control_reads  # read by the hold-out evaluations (rgb only), never with the privileged depth
 
     students, delivered = results["students"], results["delivered"]
+    for kind in ("scratch", "distilled"):  # measured against the teacher on the probe as without a hold-out
+        assert any(k.startswith("align/cka/") for k in students[kind]["alignment"])
     s, d = students["scratch"]["holdout_acc"], students["distilled"]["holdout_acc"]
     assert delivered["student"] == ("distilled" if d >= s else "scratch")
     assert delivered["test_acc"] == students[delivered["student"]]["test_acc"]

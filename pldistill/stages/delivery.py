@@ -29,7 +29,7 @@ def student_run(run: Run) -> Run:
     if distributed.is_main():  # data_split.json: the held-out indices beside the splits
         write_split_record(run.run_dir, run.train_set, run.test_set, held)
     students = run.sub_run(run.recipe, run.run_dir, run.log_prefix, train_set=fit_part)
-    students.holdout_set = held
+    students.holdout_set, students.probe = held, run.probe  # measured against the run's teacher like any student
     return students
 
 
@@ -39,7 +39,7 @@ def as_students(owner: Run, students: Run) -> Run:
     if students.holdout_set is None:
         return owner
     sub = owner.sub_run(owner.recipe, owner.run_dir, owner.log_prefix, train_set=students.train_set)
-    sub.scratch_history, sub.holdout_set = students.scratch_history, students.holdout_set
+    sub.scratch_history, sub.holdout_set, sub.probe = students.scratch_history, students.holdout_set, owner.probe
     return sub
 
 
