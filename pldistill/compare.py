@@ -203,13 +203,18 @@ def _spec(row: Variant, recipe: Recipe) -> list | dict:
 
 
 def controlled_gains(cells: list[dict], comparison: "Comparison") -> list[dict]:
-    """Row minus its control, paired by seed: e.g. the privileged gain of SP(depth) over SP(rgb)."""
+    """Row minus its control, paired by seed: e.g. the privileged gain of SP(depth) over SP(rgb).
+
+    Every seed the cells hold, like the table's rows: a call that trained only some
+    seeds of a resumed folder (``--seeds 2``) still reports the gain over all of them.
+    """
     acc = {(c["seed"], c["row"]): c["test_acc"] for c in cells}
+    seeds = sorted({c["seed"] for c in cells})
     out = []
     for name, row in comparison.variants.items():
         if row.control_for is None:
             continue
-        diffs = [acc[s, row.control_for] - acc[s, name] for s in comparison.seeds
+        diffs = [acc[s, row.control_for] - acc[s, name] for s in seeds
                  if (s, name) in acc and (s, row.control_for) in acc]
         if diffs:
             mean, std = _mean_std(diffs)

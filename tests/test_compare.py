@@ -359,3 +359,17 @@ def test_a_mixup_row_is_health_checked_on_test_accuracy_only(comparison):
     assert [h[MIXUP_ALPHA] for h in history("stkd")] == [1.0]
     assert [h[MIXUP_ALPHA] for h in history("stkd-rgb", "teacher_rgb")] == [1.0]
     assert all(MIXUP_ALPHA not in h for h in history("kd") + history("scratch"))  # these two compare CE
+
+
+def test_a_call_that_trained_one_seed_reports_the_controlled_gain_over_every_seed_the_folder_holds():
+    from types import SimpleNamespace
+
+    from pldistill.compare import controlled_gains
+
+    cells = [{"seed": s, "row": row, "test_acc": acc} for s, row, acc in
+             [(0, "sp", 0.50), (0, "sp-rgb", 0.45), (1, "sp", 0.52), (1, "sp-rgb", 0.49), (2, "sp", 0.40)]]
+    comparison = SimpleNamespace(seeds=[1], variants={"sp": SimpleNamespace(control_for=None),
+                                                      "sp-rgb": SimpleNamespace(control_for="sp")})
+    (gain,) = controlled_gains(cells, comparison)  # as after `--resume FOLDER --seeds 1`
+    assert gain["seeds"] == 2  # seeds 0 and 1 hold both rows; seed 2 lacks the control
+    assert gain["mean"] == pytest.approx(0.04) and gain["std"] == pytest.approx(0.0141421, rel=1e-4)
