@@ -19,7 +19,7 @@ import json
 import statistics
 from pathlib import Path
 
-from experiments.weights_across_pairs import _below, _mean_std, copy_pair_folders
+from experiments.weights_across_pairs import _below, _mean_std, write_pairs
 
 
 def pair_rows(folder: Path) -> dict:
@@ -64,11 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     if len(args.names) != len(args.folders):
         parser.error(f"{len(args.folders)} folders need {len(args.folders)} --names, got {len(args.names)}")
     pairs = [{**pair_rows(f), "name": n} for f, n in zip(args.folders, args.names)]
-    copy_pair_folders(pairs, args.folders, args.out)
-    (args.out / "pairs.json").write_text(json.dumps(pairs, indent=2))
-    (args.out / "pairs.md").write_text(table(pairs))
-    print(table(pairs))
-    return 0
+    return write_pairs(pairs, args.folders, args.out, table(pairs))
 
 
 if __name__ == "__main__":

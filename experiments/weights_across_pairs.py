@@ -117,6 +117,15 @@ def copy_pair_folders(pairs: list[dict], folders: list[Path], out: Path) -> None
                 shutil.copy(folder / name, dest / name)
 
 
+def write_pairs(pairs: list[dict], folders: list[Path], out: Path, text: str) -> int:
+    """The pairs' folders, pairs.json and the table ``text`` (pairs.md) into ``out``; the table printed."""
+    copy_pair_folders(pairs, folders, out)
+    (out / "pairs.json").write_text(json.dumps(pairs, indent=2))
+    (out / "pairs.md").write_text(text)
+    print(text)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("folders", type=Path, nargs="+", help="finished compare folders, one per pair")
@@ -126,11 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     pairs = [pair_summary(f) for f in args.folders]
     for p, name in zip(pairs, args.names or [p["comparison"] + " " + " ".join(p["overrides"]) for p in pairs]):
         p["name"] = name
-    copy_pair_folders(pairs, args.folders, args.out)
-    (args.out / "pairs.json").write_text(json.dumps(pairs, indent=2))
-    (args.out / "pairs.md").write_text(table(pairs))
-    print(table(pairs))
-    return 0
+    return write_pairs(pairs, args.folders, args.out, table(pairs))
 
 
 if __name__ == "__main__":
