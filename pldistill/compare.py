@@ -33,7 +33,7 @@ from .engine.balance import term_weights
 from .report import describe_losses
 from .teacher_agreement import describe_mean_agreement, read_agreements, record_agreement, teacher_agreement
 from .stages.controls import CONTROL_MEANINGS, TeacherSignal
-from .stages.delivery import deliver
+from .stages.delivery import deliver, refitted
 
 VARIANT_NAME = r"^[a-z0-9][a-z0-9_+\-]*$"
 RESERVED = ("scratch", "teacher")
@@ -425,7 +425,7 @@ def _train_seed(run_dir: Path, comparison: Comparison, base: Recipe, variants: d
     from .data.splits import write_split_record
     from .stages.hallucination import hallucination_teacher
     from .stages.pipeline import shuffled_run
-    from .stages.delivery import as_students, student_run
+    from .stages.delivery import as_students, refits, student_run
     from .tracking import Tracker
 
     seed_dir = run_dir / f"seed{seed}"
@@ -439,6 +439,7 @@ def _train_seed(run_dir: Path, comparison: Comparison, base: Recipe, variants: d
         write_split_record(seed_dir, run.train_set, run.test_set)  # data_split.json: splits pldistill chose
         teacher, teacher_info = teacher_and_probe(run, step=head)
         students = student_run(run)  # the run itself, or its training split less student.holdout
+        refit = refits(students)  # then ``students`` only decide; every cell's student trains on the whole split
         new_cells = []
         if "teacher" in todo and teacher_info["test_acc"] is not None:
             new_cells.append({"row": "teacher", "test_acc": teacher_info["test_acc"],
@@ -448,10 +449,12 @@ def _train_seed(run_dir: Path, comparison: Comparison, base: Recipe, variants: d
         # and a finished one is read back before any control's sub-run copies the reference
         distilled = any(r in variants for r in todo)
         if "scratch" in todo or distilled:
-            scratch = train_student(students, "scratch", step=head)
+            scratch = deciding_scratch = train_student(students, "scratch", step=head + "deciding " * refit)
+            if refit:
+                scratch = train_student(run, "scratch", step=head)
             if "scratch" in todo:
                 new_cells.append({"row": "scratch", "test_acc": scratch["test_acc"], "seconds": scratch["seconds"],
-                                  "losses": "CE", **_holdout(scratch)})
+                                  "losses": "CE", **_holdout(deciding_scratch, refit=scratch if refit else None)})
         controls: dict[str, tuple] = {}  # teacher modality → (run, teacher) of the same-budget control
         measured = {(a["seed"], a["modality"]) for a in read_agreements(run_dir)}
         hallucinations: dict[str, tuple] = {}  # hallucinate losses → (run, network)
@@ -471,7 +474,7 @@ def _train_seed(run_dir: Path, comparison: Comparison, base: Recipe, variants: d
                                       "losses": f"CE on {modality!r} (same model and budget as the teacher)"})
             if name not in todo:
                 continue
-            owner, tutor = (students, teacher) if modality == base.teacher.modality else controls[modality]
+            owner, tutor = (run, teacher) if modality == base.teacher.modality else controls[modality]
             if comparison.variants[name].hallucinate is not None:  # one network per seed and set of losses
                 key = json.dumps(specs[name]["hallucinate"])
                 if key not in hallucinations:
@@ -483,18 +486,22 @@ def _train_seed(run_dir: Path, comparison: Comparison, base: Recipe, variants: d
                                           "seconds": info.get("seconds", 0.0), "losses": "CE + " + describe_losses(
                                               comparison.variants[name].hallucinate) + f" to the {modality!r} teacher"})
                 owner, tutor = hallucinations[key]
-            owner = as_students(owner, students)
             signal = comparison.variants[name].teacher_signal
+            owners = [as_students(owner, students)] + [owner] * refit  # under refit: deciding, then whole split
             if signal == "shuffled":  # the same teacher, its inputs from another sample of the class
-                owner = shuffled_run(owner, modality, seed)
-            result = train_student(owner, name, tutor, variant.distill.losses, step=head, signal=signal,
-                                   mixup=variant.student.mixup, distill=variant.distill)
+                owners = [shuffled_run(o, modality, seed) for o in owners]
+            results = [train_student(o, name, tutor, variant.distill.losses, signal=signal, mixup=variant.student.mixup,
+                                     distill=variant.distill, step=head + "deciding " * (refit and o is owners[0]))
+                       for o in owners]
+            result = results[-1]
+            delivery = _holdout(results[0], deciding_scratch, len(students.holdout_set or ()),
+                                refit=(result, scratch) if refit else None)
             new_cells.append({"row": name, "test_acc": result["test_acc"], "seconds": result["seconds"],
                               "losses": "CE + " + describe_losses(variant.distill.losses)
                               + _CONFLICT_NOTES[variant.distill.conflicts],
                               "spec": specs[name],
                               "health": result.get("health", []), "weights": term_weights(result["history"][-1]),
-                              **_holdout(result, scratch, len(students.holdout_set or ()))})
+                              **delivery})
             _append_cells(run_dir, seed, new_cells)
             new_cells = []
         _append_cells(run_dir, seed, new_cells)
@@ -503,14 +510,24 @@ def _train_seed(run_dir: Path, comparison: Comparison, base: Recipe, variants: d
     return str(run.device), len(run.test_set)
 
 
-def _holdout(student: dict, scratch: dict | None = None, num_holdout: int = 0) -> dict:
-    """A cell's hold-out score under student.holdout and, for a distilled row, what the run would deliver."""
+def _holdout(student: dict, scratch: dict | None = None, num_holdout: int = 0, refit=None) -> dict:
+    """A cell's hold-out score under student.holdout and, for a distilled row, what the run would deliver.
+
+    ``student`` and ``scratch`` are the deciding students; under student.refit, ``refit``
+    is the cell's whole-split student (a scratch cell) or (student, scratch) pair (a distilled
+    row), whose test accuracies the delivered one takes, as ``delivery.refitted`` does.
+    """
     if "holdout_acc" not in student:
         return {}
+    out = {"holdout_acc": student["holdout_acc"]}
+    if refit is not None:  # what the deciding student scored on the test set: the delivery without refit
+        out["deciding_test_acc"] = student["test_acc"]
     if scratch is None:
-        return {"holdout_acc": student["holdout_acc"]}
+        return out
     chosen = deliver(scratch, student, num_holdout)
-    return {"holdout_acc": student["holdout_acc"], "delivered": chosen["student"], "delivered_acc": chosen["test_acc"]}
+    if refit is not None:
+        chosen = refitted(chosen, scratch=refit[1], distilled=refit[0])
+    return {**out, "delivered": chosen["student"], "delivered_acc": chosen["test_acc"]}
 
 
 def _table(comparison: Comparison, summary: list[dict], gains: list[dict], device: str, base: Recipe,

@@ -86,6 +86,12 @@ class StudentSpec(ModelSpec):
         "at least the scratch student's accuracy on it, otherwise the scratch student is, and the run says why "
         "(stages/delivery.py; the test set never chooses); 0: off, the distilled student is delivered"
     )
+    refit: bool = Field(
+        True, description="with 'holdout': the students trained without the hold-out only decide which kind is "
+        "delivered; the scratch and distilled students then train again on the whole training split, and the "
+        "whole-split one of the chosen kind is delivered (the run's tables are those of a run without 'holdout'; two "
+        "more students); false: the deciding students are delivered, each trained on less data"
+    )
 
 
 class LayerPair(Section):

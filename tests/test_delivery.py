@@ -17,7 +17,7 @@ TINY = {
     "name": "tiny_delivery",
     "data": {"kind": "synthetic_shapes", "num_train": 160, "num_test": 64, "image_size": 32},
     "teacher": {"model": "test_efficientnet_gn", "modality": "depth"},
-    "student": {"model": "test_efficientnet_ln", "modality": "rgb", "holdout": 0.25},
+    "student": {"model": "test_efficientnet_ln", "modality": "rgb", "holdout": 0.25, "refit": False},
     "distill": {"losses": [{"name": "sp", "weight": 3000.0, "pairs": [{"teacher": -1, "student": -1}]}]},
     "schedule": {"epochs": 2, "batch_size": 32, "lr": 0.002},
     "logging": {"probe_size": 0},
@@ -121,3 +121,68 @@ def test_a_comparison_with_a_holdout_records_each_rows_delivery(tmp_path):
     assert kd["delivered_acc"] == (kd["test_acc"] if kd["delivered"] == "distilled" else scratch["test_acc"])
     assert np.isfinite(scratch["holdout_acc"])
     assert "Delivered under student.holdout" in (run_dir / "comparison.md").read_text()
+
+
+def test_refit_delivers_the_whole_split_student_of_the_kind_the_holdout_chose():
+    from pldistill.stages.delivery import refitted
+
+    decision = deliver(_student(0.60, 0.55), _student(0.70, 0.50), num_holdout=400)  # declined on the hold-out
+    whole = refitted(decision, scratch={"test_acc": 0.64}, distilled={"test_acc": 0.75})
+    assert whole["student"] == "scratch" and whole["test_acc"] == 0.64 and whole["gain"] == 0.0
+    assert whole["refit"] and whole["decided_on"] == {"test_acc": 0.60, "gain": 0.0}
+    assert whole["holdout_acc"] == {"scratch": 0.55, "distilled": 0.50}  # the decision is the deciding students'
+    kept = refitted(deliver(_student(0.60, 0.50), _student(0.66, 0.52), 400), {"test_acc": 0.64}, {"test_acc": 0.61})
+    # the whole-split distilled student is delivered even where it scores lower: the test set never chooses
+    assert kept["student"] == "distilled" and kept["test_acc"] == 0.61 and kept["gain"] == pytest.approx(-0.03)
+    assert kept["decided_on"]["gain"] == pytest.approx(0.06) and "whole-split distilled student" in kept["reason"]
+
+
+def test_under_refit_the_tables_students_are_a_run_without_holdout_and_the_holdout_only_decides(tmp_path,
+                                                                                               monkeypatch):
+    from pldistill.stages.folder import RunFolder
+
+    monkeypatch.setenv("PLDISTILL_CACHE", str(tmp_path / "cache"))  # both runs share one teacher
+    base = dict(TINY, distill={"same_modality_control": False, **TINY["distill"]})
+    plain = dict(base, name="tiny_plain", student={**TINY["student"], "holdout": 0.0})
+    refit = dict(base, name="tiny_refit", student={**TINY["student"], "refit": True})
+    results = {}
+    for recipe in (plain, refit):
+        (tmp_path / f"{recipe['name']}.yaml").write_text(yaml.safe_dump(recipe))
+        assert main(["run", str(tmp_path / f"{recipe['name']}.yaml"), "--runs-dir", str(tmp_path / "runs"),
+                     "--quiet"]) == 0
+        (run_dir,) = (tmp_path / "runs" / recipe["name"]).iterdir()
+        results[recipe["name"]] = (run_dir, json.loads((run_dir / "results.json").read_text()))
+    _, without = results["tiny_plain"]
+    run_dir, got = results["tiny_refit"]
+    for kind in ("scratch", "distilled"):  # the same initial weights, batches and data: the same students
+        assert got["students"][kind]["test_acc"] == without["students"][kind]["test_acc"]
+        assert "holdout_acc" not in got["students"][kind]
+        deciding = RunFolder(run_dir / "holdout").finished(f"student_{kind}")["result"]
+        assert deciding["holdout_acc"] == got["delivered"]["holdout_acc"][kind]  # the deciding pair trained apart
+    delivered = got["delivered"]
+    assert delivered["refit"] and delivered["test_acc"] == got["students"][delivered["student"]]["test_acc"]
+    held = json.loads((run_dir / "data_split.json").read_text())["student_holdout"]["indices_into_train"]
+    assert len(held) == 40
+
+
+def test_a_comparison_under_refit_fills_its_cells_with_whole_split_students(tmp_path):
+    from pldistill.stages.folder import RunFolder
+
+    base = dict(TINY, distill={"same_modality_control": False, **TINY["distill"]},
+                schedule={**TINY["schedule"], "epochs": 1}, student={**TINY["student"], "refit": True})
+    (tmp_path / "base.yaml").write_text(yaml.safe_dump(base))
+    comparison = {"name": "tiny_refit_cmp", "base": "base.yaml", "seeds": [0],
+                  "variants": {"kd": [{"name": "kd", "weight": 1.0}]}}
+    (tmp_path / "cmp.yaml").write_text(yaml.safe_dump(comparison, sort_keys=False))
+    assert main(["compare", str(tmp_path / "cmp.yaml"), "--runs-dir", str(tmp_path / "runs"), "--quiet"]) == 0
+    (run_dir,) = (tmp_path / "runs" / "tiny_refit_cmp").iterdir()
+    cells = {c["row"]: c for c in map(json.loads, (run_dir / "cells.jsonl").read_text().splitlines())}
+    scratch, kd = cells["scratch"], cells["kd"]
+    deciding = {kind: RunFolder(run_dir / "seed0" / "holdout").finished(f"student_{kind}")["result"]
+                for kind in ("scratch", "kd")}
+    whole = {kind: RunFolder(run_dir / "seed0").finished(f"student_{kind}")["result"] for kind in ("scratch", "kd")}
+    assert scratch["test_acc"] == whole["scratch"]["test_acc"] and kd["test_acc"] == whole["kd"]["test_acc"]
+    assert kd["holdout_acc"] == deciding["kd"]["holdout_acc"] and kd["deciding_test_acc"] == deciding["kd"]["test_acc"]
+    assert kd["delivered"] == ("distilled" if deciding["kd"]["holdout_acc"] >= deciding["scratch"]["holdout_acc"]
+                               else "scratch")
+    assert kd["delivered_acc"] == (kd["test_acc"] if kd["delivered"] == "distilled" else scratch["test_acc"])

@@ -97,3 +97,32 @@ def test_the_delivery_table_pairs_both_gains_by_seed_and_names_the_declined_seed
     line = (out / "pairs.md").read_text().splitlines()[2]
     assert line == "| a→b | sp-relative | 2 | 65.0 | -6.5 ± 12.0 | 1/2, p = 0.58 | +1.0 ± 1.4 | 0/2 | 0 |"
     assert (out / "a_b" / "cells.jsonl").exists()
+
+
+def test_the_delivery_table_applies_each_holdout_decision_to_the_whole_split_students(tmp_path):
+    from experiments.delivery_across_pairs import main as delivery_main
+
+    held, whole = tmp_path / "held", tmp_path / "whole"
+    for folder, cells in ((held, [{"seed": 0, "row": "scratch", "test_acc": 0.60},
+                                  {"seed": 1, "row": "scratch", "test_acc": 0.70},
+                                  {"seed": 0, "row": "sp", "test_acc": 0.45, "delivered": "scratch", "delivered_acc": 0.60},
+                                  {"seed": 1, "row": "sp", "test_acc": 0.72, "delivered": "distilled",
+                                   "delivered_acc": 0.72}]),
+                          (whole, [{"seed": 0, "row": "scratch", "test_acc": 0.62},
+                                   {"seed": 1, "row": "scratch", "test_acc": 0.71},
+                                   {"seed": 0, "row": "sp", "test_acc": 0.50},  # declined: the scratch one is delivered
+                                   {"seed": 1, "row": "sp", "test_acc": 0.68}])):  # kept: delivered though lower
+        folder.mkdir()
+        (folder / "cells.jsonl").write_text("\n".join(json.dumps(c) for c in cells))
+    out = tmp_path / "out"
+    assert delivery_main([str(held), "--names", "a→b", "--out", str(out), "--whole-split", str(whole)]) == 0
+    row = json.loads((out / "pairs.json").read_text())[0]["rows"]["sp"]
+    assert row["whole_split_gains"] == pytest.approx([-0.12, -0.03])
+    assert row["refit_gains"] == pytest.approx([0.0, -0.03])
+    # whole-split scratch 66.5; refit gains 0 and −3: mean −1.5, std 2.1, t = −1 on 1 df: p = 0.50
+    line = (out / "pairs.md").read_text().splitlines()[2]
+    assert line.endswith("| 66.5 | -7.5 ± 6.4 | -1.5 ± 2.1 | 1/2, p = 0.50 |")
+    with pytest.raises(SystemExit, match="no whole-split cells of row 'sp' for seeds \\[1\\]"):
+        (whole / "cells.jsonl").write_text(json.dumps({"seed": 0, "row": "scratch", "test_acc": 0.6}) + "\n"
+                                           + json.dumps({"seed": 0, "row": "sp", "test_acc": 0.5}))
+        delivery_main([str(held), "--names", "a→b", "--out", str(tmp_path / "out2"), "--whole-split", str(whole)])

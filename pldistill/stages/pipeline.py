@@ -1,6 +1,7 @@
 """The stage sequence of a run, used as is by ``run`` and piece by piece by ``compare``.
 
-    teacher → (probe) → scratch student → distilled student(s) → [delivery: student.holdout, delivery.py]
+    teacher → (probe) → scratch student → distilled student(s)
+            → [delivery: student.holdout, delivery.py; under student.refit both students again on the whole split]
             → instance controls (shuffled pairing, class-mean teacher; controls.py) → same-modality control
 """
 
@@ -12,7 +13,7 @@ from ..models import TappedModel
 from ..recipe import Recipe
 from .context import Run
 from .controls import ShuffledPairing
-from .delivery import as_students, deliver, student_run
+from .delivery import as_students, deliver, refitted, student_run
 from .student import attach_probe, train_student
 from .teacher import obtain_teacher
 from ..teacher_agreement import describe_agreement, teacher_agreement
@@ -92,15 +93,25 @@ def instance_controls(run: Run, teacher: TappedModel, distilled: dict, step: str
 def run_stages(run: Run) -> StageResults:
     """Teacher, scratch student, distilled student and the control: the training every rank does."""
     instance = run.recipe.distill.instance_controls
-    steps = 3 + 2 * wants_control(run.recipe) + instance
+    refit = bool(run.recipe.student.holdout) and run.recipe.student.refit
+    steps = 3 + 2 * refit + 2 * wants_control(run.recipe) + instance
     teacher, teacher_info = teacher_and_probe(run, step=f"[1/{steps}] ")
-    students = student_run(run)
-    scratch = train_student(students, "scratch", step=f"[2/{steps}] ")
-    distilled = train_student(students, "distilled", teacher, step=f"[3/{steps}] ")
+    students = student_run(run)  # after the probe: the students are measured against the teacher like any
+    deciding = "deciding " if refit else ""  # the students without the hold-out only decide which kind is delivered
+    scratch = train_student(students, "scratch", step=f"[2/{steps}] {deciding}")
+    distilled = train_student(students, "distilled", teacher, step=f"[3/{steps}] {deciding}")
     delivered = None
     if students.holdout_set is not None:
         delivered = deliver(scratch, distilled, len(students.holdout_set))
+    if refit:
+        print(f"the hold-out chose the {delivered['student']} student; both train again on the whole split")
+        students = run
+        scratch = train_student(run, "scratch", step=f"[4/{steps}] ")
+        distilled = train_student(run, "distilled", teacher, step=f"[5/{steps}] ")
+        delivered = refitted(delivered, scratch, distilled)
+    if delivered is not None:
         print(f"delivered: the {delivered['student']} student — {delivered['reason']}")
-    controls = instance_controls(students, teacher, distilled, step=f"[4/{steps}] ") if instance else None
+    after = 4 + 2 * refit
+    controls = instance_controls(students, teacher, distilled, step=f"[{after}/{steps}] ") if instance else None
     control = same_modality_control(run, distilled, steps, students) if wants_control(run.recipe) else None
     return StageResults(teacher_info, scratch, distilled, control, controls, delivered)
