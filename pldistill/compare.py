@@ -491,8 +491,8 @@ def _train_seed(run_dir: Path, comparison: Comparison, base: Recipe, variants: d
             if signal == "shuffled":  # the same teacher, its inputs from another sample of the class
                 owners = [shuffled_run(o, modality, seed) for o in owners]
             results = [train_student(o, name, tutor, variant.distill.losses, signal=signal, mixup=variant.student.mixup,
-                                     distill=variant.distill, step=head + "deciding " * (refit and o is owners[0]))
-                       for o in owners]
+                                     distill=variant.distill, step=head + "deciding " * (refit and i == 0))
+                       for i, o in enumerate(owners)]
             result = results[-1]
             delivery = _holdout(results[0], deciding_scratch, len(students.holdout_set or ()),
                                 refit=(result, scratch) if refit else None)

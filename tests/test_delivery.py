@@ -106,16 +106,20 @@ def test_students_never_train_on_the_holdout_the_teacher_does_and_the_run_delive
     assert config["test_acc"] == delivered["test_acc"]
 
 
-def test_a_comparison_with_a_holdout_records_each_rows_delivery(tmp_path):
+def _tiny_kd_comparison(tmp_path, name: str, **student) -> tuple:
+    """A one-seed, one-epoch comparison of a KD row on TINY (no control); its folder and cells by row."""
     base = dict(TINY, distill={"same_modality_control": False, **TINY["distill"]},
-                schedule={**TINY["schedule"], "epochs": 1})
+                schedule={**TINY["schedule"], "epochs": 1}, student={**TINY["student"], **student})
     (tmp_path / "base.yaml").write_text(yaml.safe_dump(base))
-    comparison = {"name": "tiny_delivery_cmp", "base": "base.yaml", "seeds": [0],
-                  "variants": {"kd": [{"name": "kd", "weight": 1.0}]}}
+    comparison = {"name": name, "base": "base.yaml", "seeds": [0], "variants": {"kd": [{"name": "kd", "weight": 1.0}]}}
     (tmp_path / "cmp.yaml").write_text(yaml.safe_dump(comparison, sort_keys=False))
     assert main(["compare", str(tmp_path / "cmp.yaml"), "--runs-dir", str(tmp_path / "runs"), "--quiet"]) == 0
-    (run_dir,) = (tmp_path / "runs" / "tiny_delivery_cmp").iterdir()
-    cells = {c["row"]: c for c in map(json.loads, (run_dir / "cells.jsonl").read_text().splitlines())}
+    (run_dir,) = (tmp_path / "runs" / name).iterdir()
+    return run_dir, {c["row"]: c for c in map(json.loads, (run_dir / "cells.jsonl").read_text().splitlines())}
+
+
+def test_a_comparison_with_a_holdout_records_each_rows_delivery(tmp_path):
+    run_dir, cells = _tiny_kd_comparison(tmp_path, "tiny_delivery_cmp")
     scratch, kd = cells["scratch"], cells["kd"]
     assert kd["delivered"] == ("distilled" if kd["holdout_acc"] >= scratch["holdout_acc"] else "scratch")
     assert kd["delivered_acc"] == (kd["test_acc"] if kd["delivered"] == "distilled" else scratch["test_acc"])
@@ -168,15 +172,7 @@ def test_under_refit_the_tables_students_are_a_run_without_holdout_and_the_holdo
 def test_a_comparison_under_refit_fills_its_cells_with_whole_split_students(tmp_path):
     from pldistill.stages.folder import RunFolder
 
-    base = dict(TINY, distill={"same_modality_control": False, **TINY["distill"]},
-                schedule={**TINY["schedule"], "epochs": 1}, student={**TINY["student"], "refit": True})
-    (tmp_path / "base.yaml").write_text(yaml.safe_dump(base))
-    comparison = {"name": "tiny_refit_cmp", "base": "base.yaml", "seeds": [0],
-                  "variants": {"kd": [{"name": "kd", "weight": 1.0}]}}
-    (tmp_path / "cmp.yaml").write_text(yaml.safe_dump(comparison, sort_keys=False))
-    assert main(["compare", str(tmp_path / "cmp.yaml"), "--runs-dir", str(tmp_path / "runs"), "--quiet"]) == 0
-    (run_dir,) = (tmp_path / "runs" / "tiny_refit_cmp").iterdir()
-    cells = {c["row"]: c for c in map(json.loads, (run_dir / "cells.jsonl").read_text().splitlines())}
+    run_dir, cells = _tiny_kd_comparison(tmp_path, "tiny_refit_cmp", refit=True)
     scratch, kd = cells["scratch"], cells["kd"]
     deciding = {kind: RunFolder(run_dir / "seed0" / "holdout").finished(f"student_{kind}")["result"]
                 for kind in ("scratch", "kd")}
